@@ -1,0 +1,444 @@
+"""The wire model on Kafka: what agents and the collector publish, and how it is encoded.
+
+Three topics (names from settings, defaults below):
+
+- spans: OTLP ``TracesData`` protobuf, one message per trace id, keyed by the trace id so that a
+  trace's spans stay in one partition and in order.
+- metrics: OTLP ``MetricsData`` with, per (service, instance, version) resource and per interval,
+  one exponential histogram data point of latency per key (kind, remote service, endpoint, method,
+  status class, database) and sums for errors, rows and request/response bytes with the same
+  attributes. Keyed by service.
+- resources: OTLP ``MetricsData`` gauges (CPU, memory, health, telemetry drops) per instance.
+
+Inside meshscope a span is a Zipkin v2 JSON-shaped dict (``traceId``, ``id``, ``parentId``, ``kind``,
+``name``, ``timestamp`` and ``duration`` in microseconds, ``localEndpoint``, ``remoteEndpoint``,
+``annotations``, ``tags``, ``debug``, ``shared``), empty fields omitted as Zipkin does. The mapping to
+OTLP keeps every Zipkin field: what OTLP has no field for travels as span attributes under the
+reserved ``zipkin.`` prefix (documented in docs/wire-model.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from meshscope.sketch import DEFAULT_SCALE, LatencySketch
+
+SPANS_TOPIC = "meshscope.spans"
+METRICS_TOPIC = "meshscope.metrics"
+RESOURCES_TOPIC = "meshscope.resources"
+
+# Reserved attribute keys for Zipkin fields OTLP has no place for.
+ATTR_TRACE_ID_64 = "zipkin.trace_id_64bit"
+ATTR_DEBUG = "zipkin.debug"
+ATTR_SHARED = "zipkin.shared"
+ATTR_LOCAL_IPV4 = "zipkin.local.ipv4"
+ATTR_LOCAL_IPV6 = "zipkin.local.ipv6"
+ATTR_LOCAL_PORT = "zipkin.local.port"
+ATTR_REMOTE_SERVICE = "zipkin.remote.service_name"
+ATTR_REMOTE_IPV4 = "zipkin.remote.ipv4"
+ATTR_REMOTE_IPV6 = "zipkin.remote.ipv6"
+ATTR_REMOTE_PORT = "zipkin.remote.port"
+ATTR_NO_DURATION = "zipkin.no_duration"
+SERVICE_NAME = "service.name"
+SERVICE_INSTANCE = "service.instance.id"
+SERVICE_VERSION = "service.version"
+
+_ZIPKIN_TO_OTLP_KIND = {
+    None: trace_pb2.Span.SPAN_KIND_UNSPECIFIED,
+    "SERVER": trace_pb2.Span.SPAN_KIND_SERVER,
+    "CLIENT": trace_pb2.Span.SPAN_KIND_CLIENT,
+    "PRODUCER": trace_pb2.Span.SPAN_KIND_PRODUCER,
+    "CONSUMER": trace_pb2.Span.SPAN_KIND_CONSUMER,
+}
+_OTLP_TO_ZIPKIN_KIND = {v: k for k, v in _ZIPKIN_TO_OTLP_KIND.items()}
+_OTLP_TO_ZIPKIN_KIND[trace_pb2.Span.SPAN_KIND_INTERNAL] = None
+
+_LOCAL_ENDPOINT_ATTRS = ((SERVICE_NAME, "serviceName"), (ATTR_LOCAL_IPV4, "ipv4"), (ATTR_LOCAL_IPV6, "ipv6"), (ATTR_LOCAL_PORT, "port"))
+_REMOTE_ENDPOINT_ATTRS = ((ATTR_REMOTE_SERVICE, "serviceName"), (ATTR_REMOTE_IPV4, "ipv4"), (ATTR_REMOTE_IPV6, "ipv6"), (ATTR_REMOTE_PORT, "port"))
+# OpenTelemetry semantic conventions that also name a remote endpoint (spans from OTel SDKs).
+_OTEL_REMOTE_FALLBACKS = (
+    ("serviceName", ("peer.service",)),
+    ("ipv4", ("net.peer.ip", "server.address", "network.peer.address")),
+    ("port", ("net.peer.port", "server.port", "network.peer.port")),
+)
+
+
+class WireError(ValueError):
+    """A message on the wire that cannot be decoded (a poison message for the writer)."""
+
+
+# --------------------------------------------------------------------------------------- spans
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _any_to_str(value: AnyValue) -> str:
+    which = value.WhichOneof("value")
+    if which is None:
+        return ""
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        return repr(value.double_value)
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    if which == "array_value":
+        return ",".join(_any_to_str(v) for v in value.array_value.values)
+    if which == "kvlist_value":
+        return ",".join(f"{kv.key}={_any_to_str(kv.value)}" for kv in value.kvlist_value.values)
+    return ""
+
+
+def _id_bytes(hex_id: str, width: int) -> bytes:
+    try:
+        return bytes.fromhex(hex_id.rjust(width * 2, "0"))
+    except ValueError as exc:
+        raise WireError(f"invalid hex id {hex_id!r}") from exc
+
+
+def _endpoint_key(endpoint: dict | None) -> tuple:
+    if not endpoint:
+        return ()
+    return tuple((attr, endpoint[key]) for attr, key in _LOCAL_ENDPOINT_ATTRS if endpoint.get(key) not in (None, ""))
+
+
+def zipkin_to_otlp_span(span: dict) -> trace_pb2.Span:
+    """One Zipkin v2 span as an OTLP span (its localEndpoint goes to the resource, see encode_spans)."""
+    trace_id = span["traceId"].lower()
+    out = trace_pb2.Span(
+        trace_id=_id_bytes(trace_id, 16),
+        span_id=_id_bytes(span["id"], 8),
+        name=span.get("name") or "",
+        kind=_ZIPKIN_TO_OTLP_KIND.get(span.get("kind"), trace_pb2.Span.SPAN_KIND_UNSPECIFIED),
+    )
+    if span.get("parentId"):
+        out.parent_span_id = _id_bytes(span["parentId"], 8)
+    timestamp = span.get("timestamp") or 0
+    duration = span.get("duration")
+    out.start_time_unix_nano = timestamp * 1000
+    if duration:
+        out.end_time_unix_nano = (timestamp + duration) * 1000
+    attributes = out.attributes
+    if len(trace_id) == 16:
+        attributes.append(_kv(ATTR_TRACE_ID_64, True))
+    for key, value in (span.get("tags") or {}).items():
+        attributes.append(_kv(key, str(value)))
+    remote = span.get("remoteEndpoint") or {}
+    for attr, key in _REMOTE_ENDPOINT_ATTRS:
+        if remote.get(key) not in (None, ""):
+            attributes.append(_kv(attr, remote[key]))
+    if span.get("debug"):
+        attributes.append(_kv(ATTR_DEBUG, True))
+    if span.get("shared"):
+        attributes.append(_kv(ATTR_SHARED, True))
+    for annotation in span.get("annotations") or ():
+        out.events.append(trace_pb2.Span.Event(time_unix_nano=annotation["timestamp"] * 1000, name=annotation["value"]))
+    if "error" in (span.get("tags") or {}):
+        out.status.code = trace_pb2.Status.STATUS_CODE_ERROR
+        out.status.message = str(span["tags"]["error"])
+    return out
+
+
+def encode_spans(spans: Iterable[dict]) -> bytes:
+    """Zipkin v2 spans -> serialized OTLP TracesData (spans grouped by local endpoint)."""
+    by_endpoint: dict[tuple, list[trace_pb2.Span]] = defaultdict(list)
+    for span in spans:
+        by_endpoint[_endpoint_key(span.get("localEndpoint"))].append(zipkin_to_otlp_span(span))
+    data = trace_pb2.TracesData()
+    for endpoint, otlp_spans in by_endpoint.items():
+        resource_spans = data.resource_spans.add()
+        resource_spans.resource.CopyFrom(Resource(attributes=[_kv(k, v) for k, v in endpoint]))
+        resource_spans.scope_spans.add().spans.extend(otlp_spans)
+    return data.SerializeToString()
+
+
+def spans_by_trace(spans: Iterable[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """Group spans by trace id: each group becomes one Kafka message keyed by that id."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for span in spans:
+        groups[span["traceId"].lower()].append(span)
+    return iter(groups.items())
+
+
+def decode_spans(payload: bytes) -> list[dict]:
+    """Serialized OTLP TracesData (ours or any OpenTelemetry SDK's) -> Zipkin v2 spans."""
+    data = trace_pb2.TracesData()
+    try:
+        data.ParseFromString(payload)
+    except Exception as exc:  # protobuf raises DecodeError or RuntimeWarning-derived errors
+        raise WireError(f"not an OTLP TracesData message: {exc}") from exc
+    return otlp_to_zipkin(data.resource_spans)
+
+
+def otlp_to_zipkin(resource_spans_list: Iterable[trace_pb2.ResourceSpans]) -> list[dict]:
+    spans: list[dict] = []
+    for resource_spans in resource_spans_list:
+        resource = {kv.key: kv.value for kv in resource_spans.resource.attributes}
+        local = {}
+        for attr, key in _LOCAL_ENDPOINT_ATTRS:
+            if attr in resource:
+                local[key] = _endpoint_value(key, resource[attr])
+        for scope_spans in resource_spans.scope_spans:
+            for otlp_span in scope_spans.spans:
+                spans.append(_otlp_span_to_zipkin(otlp_span, local))
+    return spans
+
+
+def _endpoint_value(key: str, value: AnyValue) -> str | int:
+    if key == "port":
+        return value.int_value if value.WhichOneof("value") == "int_value" else int(_any_to_str(value) or 0)
+    return _any_to_str(value)
+
+
+def _otlp_span_to_zipkin(otlp_span: trace_pb2.Span, local: dict) -> dict:
+    if len(otlp_span.trace_id) != 16 or len(otlp_span.span_id) != 8:
+        raise WireError("OTLP span with a trace id not 16 bytes or a span id not 8 bytes")
+    attributes = {kv.key: kv.value for kv in otlp_span.attributes}
+    trace_id = otlp_span.trace_id.hex()
+    if ATTR_TRACE_ID_64 in attributes:
+        trace_id = trace_id[16:]
+    span: dict = {"traceId": trace_id}
+    if otlp_span.parent_span_id:
+        span["parentId"] = otlp_span.parent_span_id.hex()
+    span["id"] = otlp_span.span_id.hex()
+    kind = _OTLP_TO_ZIPKIN_KIND.get(otlp_span.kind)
+    if kind:
+        span["kind"] = kind
+    if otlp_span.name:
+        span["name"] = otlp_span.name
+    start, end = otlp_span.start_time_unix_nano, otlp_span.end_time_unix_nano
+    if start:
+        span["timestamp"] = start // 1000
+    if end and end > start:
+        span["duration"] = max((end - start) // 1000, 1)
+    if local:
+        span["localEndpoint"] = dict(local)
+    remote = {}
+    for attr, key in _REMOTE_ENDPOINT_ATTRS:
+        if attr in attributes:
+            remote[key] = _endpoint_value(key, attributes[attr])
+    if not remote:
+        for key, candidates in _OTEL_REMOTE_FALLBACKS:
+            for candidate in candidates:
+                if candidate in attributes:
+                    remote[key] = _endpoint_value(key, attributes[candidate])
+                    break
+    if remote:
+        span["remoteEndpoint"] = remote
+    annotations = [{"timestamp": event.time_unix_nano // 1000, "value": event.name} for event in otlp_span.events]
+    if annotations:
+        span["annotations"] = annotations
+    tags = {key: _any_to_str(value) for key, value in attributes.items() if not key.startswith("zipkin.")}
+    if otlp_span.status.code == trace_pb2.Status.STATUS_CODE_ERROR and "error" not in tags:
+        tags["error"] = otlp_span.status.message or "true"
+    if tags:
+        span["tags"] = tags
+    if ATTR_DEBUG in attributes:
+        span["debug"] = True
+    if ATTR_SHARED in attributes:
+        span["shared"] = True
+    return span
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+@dataclass(slots=True)
+class LatencyRecord:
+    """One interval of one key's traffic from one instance: the row of the latency table.
+
+    ``kind`` is ``http.server``/``http.client`` (endpoint = ``METHOD /normalized/route``) or
+    ``sql.client``/``sql.server`` (endpoint = the statement digest, method = the statement type).
+    Latencies are in milliseconds.
+    """
+
+    interval_start: int  # unix seconds, aligned to interval_s
+    interval_s: int
+    service: str
+    instance: str
+    version: str
+    kind: str
+    endpoint: str
+    method: str = ""
+    status_class: str = ""
+    remote_service: str = ""
+    database: str = ""
+    sketch: LatencySketch = field(default_factory=LatencySketch)
+    errors: int = 0
+    rows: int = 0
+    request_bytes: int = 0
+    response_bytes: int = 0
+
+    def key(self) -> tuple:
+        return (self.kind, self.remote_service, self.endpoint, self.method, self.status_class, self.database)
+
+
+@dataclass(slots=True)
+class ResourceSample:
+    """One gauge reading of one instance: ``metric`` is e.g. ``process.cpu.utilization``
+    (fraction of one CPU), ``process.memory.rss`` and ``process.memory.limit`` (bytes),
+    ``health.up`` (0/1), ``health.probe_ms``, ``telemetry.dropped`` (count since start)."""
+
+    timestamp_ms: int
+    service: str
+    instance: str
+    version: str
+    metric: str
+    value: float
+
+
+_LATENCY_METRIC = "meshscope.latency"
+_COUNTER_FIELDS = ("errors", "rows", "request_bytes", "response_bytes")
+_KEY_ATTRS = ("kind", "remote_service", "endpoint", "method", "status_class", "database")
+
+
+def _resource(service: str, instance: str, version: str) -> Resource:
+    return Resource(attributes=[_kv(SERVICE_NAME, service), _kv(SERVICE_INSTANCE, instance), _kv(SERVICE_VERSION, version)])
+
+
+def encode_latency(records: Iterable[LatencyRecord]) -> bytes:
+    by_resource: dict[tuple, list[LatencyRecord]] = defaultdict(list)
+    for record in records:
+        by_resource[(record.service, record.instance, record.version)].append(record)
+    data = metrics_pb2.MetricsData()
+    for (service, instance, version), group in by_resource.items():
+        resource_metrics = data.resource_metrics.add()
+        resource_metrics.resource.CopyFrom(_resource(service, instance, version))
+        scope = resource_metrics.scope_metrics.add()
+        histogram = scope.metrics.add(name=_LATENCY_METRIC, unit="ms").exponential_histogram
+        histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+        counters = {name: scope.metrics.add(name=f"meshscope.{name}").sum for name in _COUNTER_FIELDS}
+        for counter in counters.values():
+            counter.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+            counter.is_monotonic = True
+        for record in group:
+            attributes = [_kv(name, getattr(record, name)) for name in _KEY_ATTRS]
+            start_ns = record.interval_start * 1_000_000_000
+            end_ns = (record.interval_start + record.interval_s) * 1_000_000_000
+            point = histogram.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=end_ns)
+            point.attributes.extend(attributes)
+            sketch = record.sketch
+            point.count = sketch.count
+            point.sum = sketch.sum
+            if sketch.count:
+                point.min = sketch.min
+                point.max = sketch.max
+            point.scale = sketch.scale
+            point.zero_count = sketch.zero_count
+            if sketch.buckets:
+                offset = min(sketch.buckets)
+                point.positive.offset = offset
+                counts = [0] * (max(sketch.buckets) - offset + 1)
+                for index, n in sketch.buckets.items():
+                    counts[index - offset] = n
+                point.positive.bucket_counts.extend(counts)
+            for name, counter in counters.items():
+                value = getattr(record, name)
+                if value:
+                    number = counter.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=end_ns, as_int=value)
+                    number.attributes.extend(attributes)
+    return data.SerializeToString()
+
+
+def _parse_metrics(payload: bytes) -> metrics_pb2.MetricsData:
+    data = metrics_pb2.MetricsData()
+    try:
+        data.ParseFromString(payload)
+    except Exception as exc:
+        raise WireError(f"not an OTLP MetricsData message: {exc}") from exc
+    return data
+
+
+def _resource_labels(resource: Resource) -> tuple[str, str, str]:
+    attrs = {kv.key: _any_to_str(kv.value) for kv in resource.attributes}
+    return attrs.get(SERVICE_NAME, ""), attrs.get(SERVICE_INSTANCE, ""), attrs.get(SERVICE_VERSION, "")
+
+
+def decode_latency(payload: bytes) -> list[LatencyRecord]:
+    data = _parse_metrics(payload)
+    records: dict[tuple, LatencyRecord] = {}
+    for resource_metrics in data.resource_metrics:
+        service, instance, version = _resource_labels(resource_metrics.resource)
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == _LATENCY_METRIC:
+                    for point in metric.exponential_histogram.data_points:
+                        labels = {kv.key: _any_to_str(kv.value) for kv in point.attributes}
+                        interval_start = point.start_time_unix_nano // 1_000_000_000
+                        interval_s = max((point.time_unix_nano - point.start_time_unix_nano) // 1_000_000_000, 1)
+                        buckets = {point.positive.offset + i: n for i, n in enumerate(point.positive.bucket_counts) if n}
+                        sketch = LatencySketch.from_parts(
+                            buckets, point.zero_count, point.count, point.sum, point.min, point.max, point.scale
+                        )
+                        if sketch.scale > DEFAULT_SCALE:  # keep every stored row at one scale so sumMap merges exactly
+                            normalized = LatencySketch(DEFAULT_SCALE)
+                            normalized.merge(sketch)
+                            sketch = normalized
+                        record = LatencyRecord(
+                            interval_start, interval_s, service, instance, version,
+                            sketch=sketch, **{name: labels.get(name, "") for name in _KEY_ATTRS},
+                        )
+                        records[(service, instance, version, interval_start, record.key())] = record
+    for resource_metrics in data.resource_metrics:
+        service, instance, version = _resource_labels(resource_metrics.resource)
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                name = metric.name.removeprefix("meshscope.")
+                if name not in _COUNTER_FIELDS:
+                    continue
+                for point in metric.sum.data_points:
+                    labels = {kv.key: _any_to_str(kv.value) for kv in point.attributes}
+                    key = tuple(labels.get(attr, "") for attr in _KEY_ATTRS)
+                    record = records.get((service, instance, version, point.start_time_unix_nano // 1_000_000_000, key))
+                    if record is None:
+                        raise WireError(f"counter {metric.name} without its latency data point")
+                    setattr(record, name, point.as_int)
+    return list(records.values())
+
+
+def encode_resources(samples: Iterable[ResourceSample]) -> bytes:
+    by_resource: dict[tuple, list[ResourceSample]] = defaultdict(list)
+    for sample in samples:
+        by_resource[(sample.service, sample.instance, sample.version)].append(sample)
+    data = metrics_pb2.MetricsData()
+    for (service, instance, version), group in by_resource.items():
+        resource_metrics = data.resource_metrics.add()
+        resource_metrics.resource.CopyFrom(_resource(service, instance, version))
+        scope = resource_metrics.scope_metrics.add()
+        gauges: dict[str, metrics_pb2.Gauge] = {}
+        for sample in group:
+            gauge = gauges.get(sample.metric)
+            if gauge is None:
+                gauge = gauges[sample.metric] = scope.metrics.add(name=sample.metric).gauge
+            gauge.data_points.add(time_unix_nano=sample.timestamp_ms * 1_000_000, as_double=sample.value)
+    return data.SerializeToString()
+
+
+def decode_resources(payload: bytes) -> list[ResourceSample]:
+    data = _parse_metrics(payload)
+    samples = []
+    for resource_metrics in data.resource_metrics:
+        service, instance, version = _resource_labels(resource_metrics.resource)
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.gauge.data_points:
+                    value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+                    samples.append(ResourceSample(point.time_unix_nano // 1_000_000, service, instance, version, metric.name, value))
+    return samples

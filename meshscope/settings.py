@@ -50,7 +50,7 @@ class StorageMixin(_Base):
         description="ClickHouse: `chdb:///abs/dir` for the embedded engine or `http(s)://user:pass@host:8123` for a server.",
     )
     clickhouse_database: str = Field("meshscope", description="ClickHouse database holding meshscope's tables.")
-    retention_days: int = Field(15, ge=1, le=3650, description="Days spans, metrics and samples are kept (TTL, whole parts dropped).")
+    retention_days: int = Field(15, ge=1, le=20000, description="Days spans, metrics and samples are kept (TTL, whole parts dropped).")
 
     @field_validator("clickhouse_url")
     @classmethod

@@ -31,3 +31,32 @@ def mariadb():
     server = start_mariadb()
     yield server
     server.stop()
+
+
+# ClickHouse: chdb allows one data directory per process, so every test in a run shares one
+# embedded store and isolates itself with a database of its own.
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory):
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def clickhouse(chdb_url, request):
+    """A migrated database of this test's own in the session's embedded store:
+    yields a ``Store(url, database, client)``."""
+    return _migrated_store(chdb_url, request)
+
+
+def _migrated_store(url, request):
+    import re
+    import uuid
+
+    from storage import migrations
+    from storage.client import connect
+    from tests.support.store import Store
+
+    name = re.sub(r"\W", "_", request.node.name)[:40]
+    database = f"t_{name}_{uuid.uuid4().hex[:6]}"
+    client = connect(url)
+    migrations.apply(client, database, retention_days=20000)  # testdata spans date from 2016
+    return Store(url, database, client)

@@ -5,7 +5,7 @@
     meshscope agent      the sidecar proxy beside one service instance
     meshscope demo       broker, server, the shop services with agents, and load
     meshscope migrate    apply the storage schema migrations and exit
-    meshscope config     list every MESHSCOPE_* variable with its default
+    meshscope config     list every MESHSCOPE_* variable with its default (--markdown: as a table)
 
 Each subcommand's own options are shown by ``meshscope SUBCOMMAND --help``. Parts are imported
 only when their subcommand runs, so the agent does not load pandas or the ClickHouse engine.
@@ -29,9 +29,14 @@ SUBCOMMANDS = {
 }
 
 
-def _print_config() -> int:
+def _print_config(markdown: bool) -> int:
+    if markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
     for variable, default, description in describe_all():
-        print(f"{variable}\t{default}\t{description}")
+        if markdown:
+            print(f"| `{variable}` | `{default}` | {description} |")
+        else:
+            print(f"{variable}\t{default}\t{description}")
     return 0
 
 
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "config":
-        return _print_config()
+        return _print_config(markdown="--markdown" in rest)
     if command not in SUBCOMMANDS:
         print(f"meshscope: unknown command {command!r} (try: {', '.join([*SUBCOMMANDS, 'config'])})", file=sys.stderr)
         return 2

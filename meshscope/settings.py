@@ -147,5 +147,6 @@ def describe_all() -> list[tuple[str, str, str]]:
     for cls in SETTINGS_CLASSES:
         for name, info in cls.model_fields.items():
             variable = ENV_PREFIX + name.upper()
-            rows.setdefault(variable, (variable, repr(info.default), info.description or ""))
+            default = "unset" if info.default is None else str(info.default).replace(str(Path.cwd()), ".")
+            rows.setdefault(variable, (variable, default, info.description or ""))
     return sorted(rows.values())

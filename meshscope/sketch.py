@@ -140,12 +140,17 @@ def quantiles_from_buckets(
     if total == 0:
         return [math.nan for _ in qs]
     ordered = sorted(buckets.items())
+    exact_ends = minimum is not None and maximum is not None and math.isfinite(minimum)
     answers = []
     for q in qs:
         rank = math.floor(min(max(q, 0.0), 1.0) * (total - 1))
-        answers.append(_value_at_rank(ordered, zero_count, scale, rank))
-    if minimum is not None and maximum is not None and math.isfinite(minimum):
-        answers = [min(max(value, minimum), maximum) for value in answers]
+        if exact_ends and rank == 0:
+            answers.append(minimum)
+        elif exact_ends and rank == total - 1:
+            answers.append(maximum)
+        else:
+            value = _value_at_rank(ordered, zero_count, scale, rank)
+            answers.append(min(max(value, minimum), maximum) if exact_ends else value)
     return answers
 
 

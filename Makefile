@@ -1,0 +1,45 @@
+# The two commands: `make demo` and `make test`. Each creates .venv when missing, installs the
+# project into it, and installs the Debian packages the tests and the demo need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench bench-http bench-mysql bench-ingest bench-query bench-dashboard system-deps clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(INSTALLED)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: $(INSTALLED) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(INSTALLED) system-deps
+	$(VENV)/bin/meshscope demo
+
+# Benchmarks: each prints its figures, then one summary line. Run them on a quiet machine.
+bench: bench-ingest bench-query bench-http bench-mysql bench-dashboard
+
+bench-http: $(INSTALLED) system-deps
+	$(PY) bench/bench_http.py
+
+bench-mysql: $(INSTALLED) system-deps
+	$(PY) bench/bench_mysql.py
+
+bench-ingest: $(INSTALLED)
+	$(PY) bench/bench_ingest.py
+
+bench-query: $(INSTALLED)
+	$(PY) bench/bench_query.py
+
+bench-dashboard: $(INSTALLED) system-deps
+	$(PY) bench/bench_dashboard.py
+
+clean:
+	rm -rf $(VENV) .meshscope .pytest_cache

@@ -60,3 +60,32 @@ def _migrated_store(url, request):
     client = connect(url)
     migrations.apply(client, database, retention_days=20000)  # testdata spans date from 2016
     return Store(url, database, client)
+
+
+# ClickHouse over HTTP: no server binary can be installed here, so the HTTP transport is exercised
+# against a test double of the ClickHouse HTTP interface (tests/support/clickhouse_http.py) that
+# runs in this process over the real engine and the session's data directory.
+@pytest.fixture(scope="session")
+def clickhouse_http(chdb_url):
+    """The ClickHouse HTTP test double on a free loopback port for the whole session (``.url``)."""
+    from storage.client import connect
+    from tests.support.clickhouse_http import ClickHouseHttpDouble
+
+    connect(chdb_url)  # the engine belongs to the session's embedded store; the double shares it
+    double = ClickHouseHttpDouble(chdb_url.removeprefix("chdb://")).start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def clickhouse_over_http(clickhouse_http, request):
+    """Like ``clickhouse``, reached over HTTP: yields a ``Store(url, database, client)``."""
+    store = _migrated_store(clickhouse_http.url, request)
+    yield store
+    store.client.close()
+
+
+@pytest.fixture(params=["chdb", "http"])
+def store(request):
+    """A migrated database of this test's own, on each storage transport in turn."""
+    return request.getfixturevalue("clickhouse" if request.param == "chdb" else "clickhouse_over_http")

@@ -1,0 +1,1 @@
+"""Storage tests: each runs on both transports (embedded chdb, and HTTP via the test double)."""

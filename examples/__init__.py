@@ -1,0 +1,1 @@
+"""Example systems that meshscope observes; not part of the product (nothing in meshscope imports them)."""

@@ -1,0 +1,1 @@
+"""One module per shop service; each is runnable: ``python -m examples.shop.services.NAME --help``."""

@@ -1,0 +1,116 @@
+"""Frame first: split one direction of a MySQL stream into logical packets.
+
+Each frame is a 4-byte header (3-byte little-endian payload length, 1-byte sequence id) and its
+payload. A payload of 16 MB or more is split across frames of exactly 0xFFFFFF bytes followed by a
+shorter (possibly empty) one; the framer joins them into one logical ``Packet``. Only the first
+``keep`` payload bytes of a packet are kept: the rest are skipped as they pass, so a 20 MB packet
+costs ``keep`` bytes of memory, never 20 MB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.mysql.protocol import MAX_FRAME
+
+DEFAULT_KEEP = 64 * 1024
+
+
+@dataclass(slots=True)
+class Packet:
+    seq: int  # sequence id of the first frame
+    last_seq: int  # sequence id of the last frame (later than ``seq`` when split)
+    length: int  # whole payload length, across frames
+    payload: bytes  # the first ``keep`` bytes of the payload at most
+    start_ns: int  # when its header started arriving
+    end_ns: int  # when its last byte arrived
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.length
+
+    @property
+    def first(self) -> int:
+        """The first payload byte (the packet type of most packets), -1 when empty."""
+        return self.payload[0] if self.payload else -1
+
+
+class PacketFramer:
+    """Incremental framer for one direction. ``feed`` returns the packets completed by ``data``."""
+
+    __slots__ = ("keep", "_header", "_frame_left", "_more_frames", "_in_packet", "_payload",
+                 "_length", "_seq", "_last_seq", "_start_ns")
+
+    def __init__(self, keep: int = DEFAULT_KEEP) -> None:
+        self.keep = keep
+        self._header = bytearray()
+        self._frame_left = 0  # payload bytes of the current frame still to come
+        self._more_frames = False  # the current frame is 0xFFFFFF long: another frame follows
+        self._in_packet = False
+        self._payload = bytearray()
+        self._length = 0
+        self._seq = 0
+        self._last_seq = 0
+        self._start_ns = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for incomplete packets (bounded by ``keep`` + 4)."""
+        return len(self._header) + len(self._payload)
+
+    def feed(self, data: bytes, now_ns: int) -> list[Packet]:
+        packets: list[Packet] = []
+        view = memoryview(data)
+        pos, end, keep = 0, len(view), self.keep
+        while pos < end:
+            if self._frame_left:
+                take = min(self._frame_left, end - pos)
+                room = keep - len(self._payload)
+                if room > 0:
+                    self._payload += view[pos:pos + min(take, room)]
+                pos += take
+                self._frame_left -= take
+                self._length += take
+                if not self._frame_left and not self._more_frames:
+                    packets.append(self._finish(now_ns))
+                continue
+            if not self._in_packet and not self._header and end - pos >= 4:
+                # Fast path: a whole single-frame packet inside this chunk, no copy but the kept bytes.
+                length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
+                if length < MAX_FRAME and pos + 4 + length <= end:
+                    seq = view[pos + 3]
+                    body = pos + 4
+                    packets.append(Packet(seq, seq, length, bytes(view[body:body + min(length, keep)]),
+                                          now_ns, now_ns))
+                    pos = body + length
+                    continue
+            if not self._in_packet and not self._header:
+                self._start_ns = now_ns
+            need = 4 - len(self._header)
+            self._header += view[pos:pos + need]
+            pos += min(need, end - pos)
+            if len(self._header) < 4:
+                break
+            header = self._header
+            length = header[0] | header[1] << 8 | header[2] << 16
+            seq = header[3]
+            header.clear()
+            if not self._in_packet:
+                self._in_packet = True
+                self._seq = seq
+                self._length = 0
+                self._payload = bytearray()
+            self._last_seq = seq
+            self._frame_left = length
+            self._more_frames = length == MAX_FRAME
+            if not length:
+                packets.append(self._finish(now_ns))
+        return packets
+
+    def _finish(self, now_ns: int) -> Packet:
+        packet = Packet(self._seq, self._last_seq, self._length, bytes(self._payload),
+                        self._start_ns, now_ns)
+        self._in_packet = False
+        self._payload = bytearray()
+        self._length = 0
+        return packet

@@ -73,7 +73,7 @@ def shop_database(mariadb):
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shop(shop_database, tmp_path_factory):
     """Every shop service started from ``topology.command``; yields a ``RunningShop``."""
     log_dir = tmp_path_factory.mktemp("shop-logs")

@@ -9,10 +9,10 @@ checked against it by a test).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "MESHSCOPE_"
 DEFAULT_DATA_DIR = Path(".meshscope")
@@ -73,6 +73,7 @@ class WriterMixin(KafkaMixin, StorageMixin):
     writer_batch_ms: int = Field(1000, ge=10, description="Longest a row waits before its batch is flushed, in ms.")
     kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout in ms.")
     kafka_heartbeat_ms: int = Field(2000, ge=100, description="Consumer group heartbeat interval in ms.")
+    kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them).")
 
 
 class WriterSettings(WriterMixin):
@@ -90,6 +91,8 @@ class ServerSettings(WriterMixin):
     spool_dir: Path = Field(DEFAULT_DATA_DIR / "spool" / "collector", description="Directory of the collector's spool for spans accepted while Kafka is away.")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Spool size limit; beyond it ingestion answers 503 with Retry-After.")
     auth_token: str | None = Field(None, description="Bearer token required on ingestion and query when set (off by default).")
+    spool_retain_until_committed: bool = Field(True, description="Keep spooled spans until the writers' consumer group has committed them, so a broker that loses acknowledged messages loses nothing (off: until Kafka acknowledges them).")
+    query_lookback_ms: int = Field(86400000, ge=1, description="Default `lookback` of the Zipkin query API in ms (Zipkin's QUERY_LOOKBACK).")
     run_writer: bool = Field(True, description="Run the Kafka -> ClickHouse writer inside `serve`.")
     dashboard: bool = Field(True, description="Serve the dashboard at /dashboard/ next to the API.")
     alert_rules: Path | None = Field(None, description="YAML file of alert rules (none: alerting off).")
@@ -105,9 +108,20 @@ class AgentSettings(KafkaMixin):
     instance: str | None = Field(None, description="Instance id (default: hostname:pid of the agent).")
     version: str = Field("", description="Version label of the service instance (for side-by-side releases).")
     agent_config: Path | None = Field(None, description="YAML file with the agent's listeners and options.")
-    agent_spool_dir: Path = Field(DEFAULT_DATA_DIR / "spool" / "agent", description="Directory of the agent's on-disk telemetry spool.")
+    inbound: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Inbound listeners `LISTEN=UPSTREAM[/PROTOCOL]` (e.g. `0.0.0.0:8080=127.0.0.1:18080/http`), comma-separated; SERVER spans.",
+    )
+    outbound: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Outbound listeners `NAME=LISTEN=UPSTREAM[/PROTOCOL]` (NAME: the dependency), comma-separated; CLIENT spans.",
+    )
+    agent_spool_dir: Path = Field(DEFAULT_DATA_DIR / "spool" / "agent", description="Directory of the agent's on-disk telemetry spool (a subdirectory per service).")
     agent_spool_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Agent spool limit; beyond it telemetry is dropped and counted.")
-    sample_rate: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests traced (errors and slow requests always are).")
+    sample_rate: float = Field(
+        0.01, ge=0.0, le=1.0,
+        description="Share of traces sampled for spans when the caller did not decide (Istio's default 1%); errors and slow requests always are; metrics count every request.",
+    )
     slow_ms: float = Field(1000.0, gt=0, description="Requests slower than this are always traced.")
     interval_s: int = Field(10, ge=1, le=3600, description="Metrics interval in seconds.")
     max_endpoints: int = Field(500, ge=1, description="Distinct endpoints per listener before others count as `OTHER`.")
@@ -116,6 +130,19 @@ class AgentSettings(KafkaMixin):
     service_pid: int | None = Field(None, description="PID of the service process for CPU/memory (default: found by its port).")
     capture_sql_params: bool = Field(False, description="Put bound prepared-statement values in SQL spans.")
     mask_sql_literals: bool = Field(True, description="Mask literals in captured SQL text.")
+    propagate_context: bool = Field(True, description="Set trace-context headers on forwarded requests (false: the agent never changes a byte).")
+    max_queued_spans: int = Field(20000, ge=1, description="Finished spans held in memory for the exporter; beyond, spans are dropped and counted.")
+    export_interval_s: float = Field(1.0, gt=0, description="Seconds between exporter rounds (spans and closed intervals are published each round).")
+    resource_interval_s: float = Field(10.0, gt=0, description="Seconds between CPU/memory samples of the service and telemetry counters.")
+    kafka_send_timeout_s: float = Field(5.0, gt=0, description="Longest the exporter waits for Kafka acknowledgements before spooling.")
+    drain_timeout_s: float = Field(10.0, ge=0, description="On SIGTERM, seconds to let connections finish before closing them.")
+
+    @field_validator("inbound", "outbound", mode="before")
+    @classmethod
+    def _split_listeners(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
 
 
 class DemoSettings(KafkaMixin, StorageMixin):

@@ -1,0 +1,221 @@
+"""The exporter thread: encodes what the ``Recorder`` collected and publishes it to Kafka.
+
+Never awaited by the proxy. Every ``flush_interval_s`` it takes finished spans (one message per
+trace id, keyed by it, to the spans topic), closed metric intervals (keyed by service, to the
+metrics topic) and resource samples (keyed by service, to the resources topic), and delivers them:
+straight to Kafka while the broker answers; to the on-disk spool while it does not, or while the
+spool still holds older messages (so that order is kept); the spool is replayed, oldest first,
+whenever the broker is back. Beyond the spool's limit messages are dropped, and their items are
+added to the ``telemetry.dropped`` count that is itself published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from agents.spool import Message, Spool
+from agents.telemetry import Recorder
+from meshscope.wire import encode_latency, encode_resources, encode_spans, spans_by_trace
+
+logger = logging.getLogger(__name__)
+
+RECORDS_PER_MESSAGE = 500
+SPOOL_BATCH = 500
+
+
+class KafkaPublisher:
+    """kafka-python producer that reports which messages were not acknowledged."""
+
+    def __init__(self, bootstrap: str, send_timeout_s: float = 5.0, client_id: str = "meshscope-agent") -> None:
+        self.bootstrap = bootstrap
+        self.send_timeout_s = send_timeout_s
+        self.client_id = client_id
+        self._producer = None
+
+    def _get_producer(self):
+        if self._producer is None:
+            from kafka import KafkaProducer
+
+            timeout_ms = int(self.send_timeout_s * 1000)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap.split(","),
+                client_id=self.client_id,
+                acks=1,
+                linger_ms=20,
+                retries=3,
+                max_block_ms=timeout_ms,
+                request_timeout_ms=timeout_ms,
+                delivery_timeout_ms=timeout_ms * 2 + 100,
+                reconnect_backoff_max_ms=2000,
+            )
+        return self._producer
+
+    def publish(self, messages: list[Message]) -> list[Message]:
+        """Send and wait; returns the messages not acknowledged, in their order."""
+        if not messages:
+            return []
+        from kafka.errors import KafkaError
+
+        try:
+            producer = self._get_producer()
+        except Exception as exc:  # NoBrokersAvailable and friends: the broker is away
+            logger.info("Kafka producer unavailable (%s)", exc)
+            return list(messages)
+        futures = []
+        for index, message in enumerate(messages):
+            try:
+                futures.append(producer.send(message.topic, key=message.key, value=message.value))
+            except KafkaError as exc:  # metadata not available within max_block_ms
+                logger.info("Kafka send failed (%s)", exc)
+                return self._settle(producer, messages[:index], futures) + list(messages[index:])
+        return self._settle(producer, messages, futures)
+
+    def _settle(self, producer, messages: list[Message], futures: list) -> list[Message]:
+        try:
+            producer.flush(timeout=self.send_timeout_s)
+        except Exception as exc:  # KafkaTimeoutError: some are still in flight
+            logger.info("Kafka flush incomplete (%s)", exc)
+        return [m for m, f in zip(messages, futures) if not (f.is_done and f.succeeded())]
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=1)
+            except Exception:
+                logger.exception("closing the Kafka producer")
+
+
+class Exporter:
+    """Runs the export loop in a daemon thread; ``stop()`` flushes and is idempotent."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        publisher: KafkaPublisher,
+        spool: Spool,
+        *,
+        spans_topic: str,
+        metrics_topic: str,
+        resources_topic: str,
+        flush_interval_s: float = 1.0,
+        resource_interval_s: float = 10.0,
+        retry_interval_s: float = 2.0,
+        resource_sampler: Callable[[], None] | None = None,
+    ) -> None:
+        self.recorder = recorder
+        self.publisher = publisher
+        self.spool = spool
+        self.spans_topic, self.metrics_topic, self.resources_topic = spans_topic, metrics_topic, resources_topic
+        self.flush_interval_s = flush_interval_s
+        self.resource_interval_s = resource_interval_s
+        self.retry_interval_s = retry_interval_s
+        self.resource_sampler = resource_sampler
+        self.published_messages = 0
+        self.broker_up = True
+        self._next_retry = 0.0
+        self._next_resources = time.monotonic() + resource_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="meshscope-exporter", daemon=True)
+        self._stopped = False
+
+    @property
+    def dropped(self) -> int:
+        return self.recorder.spans_dropped + self.spool.dropped_items
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush_once()
+            except Exception:  # a background loop logs and continues
+                logger.exception("telemetry export failed")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Final flush: everything collected is published or spooled before this returns."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        try:
+            self.flush_once(final=True)
+        except Exception:
+            logger.exception("final telemetry flush failed")
+        self.publisher.close()
+        self.spool.close()
+
+    # ------------------------------------------------------------------ one round
+
+    def collect(self, *, with_resources: bool) -> list[Message]:
+        recorder = self.recorder
+        messages: list[Message] = []
+        spans = recorder.take_spans()
+        for trace_id, group in spans_by_trace(spans):
+            messages.append(Message(self.spans_topic, trace_id.encode(), encode_spans(group), len(group)))
+        records = recorder.take_closed()
+        key = recorder.service.encode()
+        for start in range(0, len(records), RECORDS_PER_MESSAGE):
+            chunk = records[start:start + RECORDS_PER_MESSAGE]
+            messages.append(Message(self.metrics_topic, key, encode_latency(chunk), len(chunk)))
+        if with_resources:
+            if self.resource_sampler is not None:
+                try:
+                    self.resource_sampler()
+                except Exception:
+                    logger.exception("resource sampling failed")
+            recorder.sample("telemetry.dropped", self.dropped)
+            recorder.sample("telemetry.spool_bytes", self.spool.size_bytes)
+            recorder.sample("proxy.http.desynced", recorder.desynced)
+            recorder.sample("proxy.requests", recorder.requests)
+        samples = recorder.take_samples()
+        if samples:
+            messages.append(Message(self.resources_topic, key, encode_resources(samples), len(samples)))
+        return messages
+
+    def flush_once(self, final: bool = False) -> None:
+        now = time.monotonic()
+        with_resources = final or now >= self._next_resources
+        if with_resources:
+            self._next_resources = now + self.resource_interval_s
+        messages = self.collect(with_resources=with_resources)
+        if not self.spool.empty or not self.broker_up:
+            self.spool.append(messages)
+            self._replay(force=final)
+            return
+        failed = self.publisher.publish(messages)
+        self.published_messages += len(messages) - len(failed)
+        if failed:
+            self._broker_down(len(failed))
+            self.spool.append(failed)
+
+    def _broker_down(self, count: int) -> None:
+        if self.broker_up:
+            logger.warning("Kafka unreachable: spooling telemetry to %s (%d messages)", self.spool.directory, count)
+        self.broker_up = False
+        self._next_retry = time.monotonic() + self.retry_interval_s
+
+    def _replay(self, force: bool = False) -> None:
+        if not force and time.monotonic() < self._next_retry:
+            return
+        while not self.spool.empty:
+            batch = self.spool.peek(SPOOL_BATCH)
+            if not batch:
+                break
+            failed = self.publisher.publish(batch)
+            # commit the acknowledged prefix: order is kept, a later success is sent again
+            first_failed = batch.index(failed[0]) if failed else len(batch)
+            self.spool.commit(first_failed)
+            self.published_messages += first_failed
+            if failed:
+                self._broker_down(len(failed))
+                return
+        if not self.broker_up:
+            logger.info("Kafka reachable again: spool replayed")
+        self.broker_up = True

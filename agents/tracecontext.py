@@ -1,0 +1,135 @@
+"""Trace-context headers: B3 (multi-header and single ``b3``) and W3C ``traceparent``.
+
+Pure functions over a request head (bytes, from the request line to the blank line):
+``extract`` reads the incoming context, ``rewrite`` returns the head with the agent's context set.
+References: https://github.com/openzipkin/b3-propagation and https://www.w3.org/TR/trace-context/.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+# Lower-cased header names the agent owns when it sets a context (tracestate is left alone).
+TRACE_HEADERS = frozenset({b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid", b"x-b3-sampled", b"x-b3-flags", b"b3", b"traceparent"})
+_MARKERS = (b"\nx-b3-", b"\nb3:", b"\ntraceparent:")
+_HEX = frozenset("0123456789abcdef")
+
+B3_MULTI = 1
+B3_SINGLE = 2
+W3C = 4
+
+
+@dataclass(slots=True)
+class IncomingContext:
+    trace_id: str = ""  # "" when the request carries only a sampling decision
+    span_id: str = ""
+    parent_id: str = ""
+    sampled: bool | None = None
+    debug: bool = False
+    formats: int = 0  # bit set of B3_MULTI, B3_SINGLE, W3C seen in the request
+
+
+def new_trace_id() -> str:
+    return "%032x" % random.getrandbits(128)
+
+
+def new_span_id() -> str:
+    # a zero span id is invalid in both B3 and W3C
+    return "%016x" % (random.getrandbits(64) or 1)
+
+
+def _is_hex(value: str, *lengths: int) -> bool:
+    return len(value) in lengths and set(value) <= _HEX and value.strip("0") != ""
+
+
+def _sampled_flag(value: str) -> tuple[bool | None, bool]:
+    value = value.strip().lower()
+    if value == "d":
+        return True, True
+    if value in ("1", "true"):
+        return True, False
+    if value in ("0", "false"):
+        return False, False
+    return None, False
+
+
+def extract(head: bytes) -> IncomingContext | None:
+    """The trace context a request head carries, or None when it carries none.
+
+    B3 wins over traceparent when both are valid (Zipkin is the compatibility target)."""
+    lowered = head.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return None
+    fields: dict[bytes, str] = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            name = name.strip().lower()
+            if name in TRACE_HEADERS:
+                fields.setdefault(name, value.strip().decode("latin-1"))
+    context = IncomingContext()
+    if b"traceparent" in fields:
+        parts = fields[b"traceparent"].lower().split("-")
+        if len(parts) >= 4 and len(parts[0]) == 2 and parts[0] != "ff" and _is_hex(parts[1], 32) and _is_hex(parts[2], 16) and len(parts[3]) == 2:
+            context.formats |= W3C
+            context.trace_id, context.span_id = parts[1], parts[2]
+            try:
+                context.sampled = bool(int(parts[3], 16) & 1)
+            except ValueError:
+                context.sampled = None
+    if b"b3" in fields:
+        context.formats |= B3_SINGLE
+        parts = fields[b"b3"].lower().split("-")
+        if len(parts) == 1:
+            context.sampled, context.debug = _sampled_flag(parts[0])
+        elif len(parts) >= 2 and _is_hex(parts[0], 16, 32) and _is_hex(parts[1], 16):
+            context.trace_id, context.span_id, context.parent_id = parts[0], parts[1], ""
+            context.sampled, context.debug = _sampled_flag(parts[2]) if len(parts) >= 3 else (None, False)
+            if len(parts) >= 4 and _is_hex(parts[3], 16):
+                context.parent_id = parts[3]
+    if b"x-b3-traceid" in fields or b"x-b3-sampled" in fields or b"x-b3-flags" in fields:
+        context.formats |= B3_MULTI
+        trace_id = fields.get(b"x-b3-traceid", "").lower()
+        span_id = fields.get(b"x-b3-spanid", "").lower()
+        if _is_hex(trace_id, 16, 32) and _is_hex(span_id, 16):
+            context.trace_id, context.span_id = trace_id, span_id
+            parent = fields.get(b"x-b3-parentspanid", "").lower()
+            context.parent_id = parent if _is_hex(parent, 16) else ""
+        sampled, _ = _sampled_flag(fields.get(b"x-b3-sampled", ""))
+        if sampled is not None:
+            context.sampled = sampled
+        if fields.get(b"x-b3-flags", "").strip() == "1":
+            context.debug, context.sampled = True, True
+    if not context.formats:
+        return None
+    return context
+
+
+def headers_for(trace_id: str, span_id: str, parent_id: str, sampled: bool, debug: bool, formats: int) -> bytes:
+    """Header lines (each ending CRLF) carrying this context in the given formats."""
+    lines = []
+    if formats & B3_MULTI:
+        lines.append(f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\n")
+        if parent_id:
+            lines.append(f"X-B3-ParentSpanId: {parent_id}\r\n")
+        lines.append("X-B3-Flags: 1\r\n" if debug else f"X-B3-Sampled: {'1' if sampled else '0'}\r\n")
+    if formats & B3_SINGLE:
+        flag = "d" if debug else ("1" if sampled else "0")
+        lines.append(f"b3: {trace_id}-{span_id}-{flag}" + (f"-{parent_id}" if parent_id else "") + "\r\n")
+    if formats & W3C:
+        lines.append(f"traceparent: 00-{trace_id.rjust(32, '0')}-{span_id}-{'01' if sampled else '00'}\r\n")
+    return "".join(lines).encode("ascii")
+
+
+def rewrite(head: bytes, headers: bytes, had_context: bool) -> bytes:
+    """``head`` with its trace-context header lines replaced by ``headers`` (inserted just
+    before the blank line that ends the head). Other bytes are left exactly as they were."""
+    if not had_context:
+        return head[:-2] + headers + b"\r\n"
+    lines = head[:-4].split(b"\r\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.partition(b":")[0].strip().lower() not in TRACE_HEADERS:
+            kept.append(line)
+    return b"\r\n".join(kept) + b"\r\n" + headers + b"\r\n"

@@ -191,6 +191,11 @@ class MySQLConnectionDecoder:
 
     # -- entry points -------------------------------------------------------------------------
 
+    @property
+    def idle(self) -> bool:
+        """Between statements: closing the connection now cuts no response short."""
+        return (self.phase == COMMANDS and not self._pending) or self.phase == CLOSED
+
     def client_data(self, data: bytes, now_ns: int) -> list[StatementEvent]:
         return self._feed(self._client, self._on_client, data, now_ns)
 

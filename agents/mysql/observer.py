@@ -111,6 +111,15 @@ class MySQLObserver:
         self._remote_endpoint = remote
         STATS.connections += 1
 
+    def connection_made(self, peername) -> None:
+        """Optional proxy hook: an inbound agent's SERVER spans name the client's address."""
+        if not self._outbound and isinstance(peername, tuple) and len(peername) >= 2:
+            self._remote_endpoint = _address(f"{peername[0]}:{peername[1]}")
+
+    def is_idle(self) -> bool:
+        """Optional proxy hook for draining: no statement in flight on this connection."""
+        return self.decoder.idle
+
     def client_data(self, data: bytes, now_ns: int) -> bytes:
         if not self._broken:
             try:

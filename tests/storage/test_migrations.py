@@ -13,7 +13,7 @@ def test_migrations_apply_twice(store):
     # the fixture has applied them once already
     assert migrations.apply(store.client, store.database, retention_days=20000) == []
     assert migrations.apply(store.client, store.database, retention_days=20000) == []
-    versions = [row[0] for row in store.client.query(f"SELECT version FROM {store.database}.schema_migrations FINAL").result_rows]
+    versions = [row[0] for row in store.client.query(f"SELECT version FROM {store.database}.schema_migrations FINAL ORDER BY version").result_rows]
     assert versions == [m.version for m in migrations.available()]
     tables = {row[0] for row in store.client.query(
         "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": store.database}).result_rows}

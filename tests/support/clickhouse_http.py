@@ -12,14 +12,17 @@ and/or the body (ClickHouse joins them with a newline), ``database``, ``default_
 parameters as ``param_<name>=``, ``INSERT ... FORMAT <fmt>`` with the data in the body (ingested
 with ``INSERT ... FROM INFILE``, as clickhouse-connect's own chdb backend does), request bodies
 with ``Content-Encoding: lz4`` (LZ4 frame), ``gzip`` or ``deflate``, responses compressed when the
-client sends ``Accept-Encoding`` and ``enable_http_compression=1`` (as the real server requires),
+client sends ``Accept-Encoding`` and ``enable_http_compression`` is on (the request's parameter,
+else the engine's default, as a server's profile would say),
 the ``X-ClickHouse-*`` response headers, and errors as ClickHouse sends them: an HTTP status
 chosen by error code, a ``Code: N. DB::Exception: ...`` body and ``X-ClickHouse-Exception-Code``.
 
 What it does not do: users and authentication (any credentials are accepted), sessions,
 multipart/external data, progress headers, ClickHouse's own ``compress``/``decompress`` block
 format, streaming of large results (a result is buffered before it is sent). GET requests run
-with ``readonly=2``, like the real server.
+with ``readonly=2``, like the real server. Where chdb's defaults differ from a server's, the
+server's behaviour wins: ``implicit_select=0`` unless the request sets it, and a request that does
+not start with a statement is a syntax error (chdb alone answers it with an empty success).
 
 Usage (tests/conftest.py does this once per session)::
 
@@ -64,6 +67,7 @@ _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _INSERT_WITH_DATA = re.compile(rb"\A\s*(INSERT\s.*?)\bFORMAT\s+(\w+)[ \t]*(?:\r?\n|\s|\Z)", re.IGNORECASE | re.DOTALL)
 # "INSERT ... VALUES (...)" and "INSERT ... SELECT" carry their rows in the statement itself.
 _INLINE_DATA = re.compile(rb"\b(VALUES|SELECT)\b", re.IGNORECASE)
+_STATEMENT_START = re.compile(rb"\A(?:\s|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*[A-Za-z(]", re.DOTALL)
 _SETTINGS_CLAUSE = re.compile(r"\bSETTINGS\b", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,8 +115,11 @@ class ClickHouseHttpDouble:
         self._anchor = None  # keeps the engine up between requests
         self.timezone = "UTC"
         self.version = ""
+        self.compress_by_default = False
         self.requests_served = 0
         self.errors_answered = 0
+        self.compressed_requests = 0
+        self.compressed_responses = 0
 
     @property
     def url(self) -> str:
@@ -126,6 +133,9 @@ class ClickHouseHttpDouble:
         self._anchor = chdb.connect(self.data_dir)
         version, timezone = self._anchor.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version, self.timezone = version, timezone
+        # What the server's profile says when a request does not set enable_http_compression.
+        self.compress_by_default = self._anchor.query(
+            "SELECT value FROM system.settings WHERE name = 'enable_http_compression'", "TabSeparated").bytes().strip() == b"1"
         double = self
 
         class Handler(_Handler):
@@ -161,10 +171,16 @@ class ClickHouseHttpDouble:
     def execute(self, text: bytes, params: dict[str, str], read_only: bool) -> tuple[bytes, str | None, dict]:
         """Run one request's statement; returns (body, output format or None, summary)."""
         database = params.get("database") or None
-        settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")}
+        # chdb enables implicit_select (a bare expression is run as SELECT); a server does not.
+        settings = {"implicit_select": "0"}
+        settings.update((k, v) for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_"))
         if read_only:
             settings["readonly"] = "2"
         query_params = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
+        if not _STATEMENT_START.match(text):
+            # chdb answers text that starts with an unrecognised token with an empty success; the
+            # server's parser rejects it.
+            raise ClickHouseError(62, "Syntax error: failed at position 1: the request does not start with a statement. (SYNTAX_ERROR)")
         insert = _INSERT_WITH_DATA.match(text)
         # A fresh handle per request: USE and SET stay private to the request (real HTTP requests
         # without a session share no state), and opening one on the running engine costs ~1 ms.
@@ -259,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HandlerNotFound(url.path)
             if self.headers.get("Content-Type", "").startswith("multipart/"):
                 raise ClickHouseError(48, "multipart requests (external data) are not supported by this test double")
+            if self.headers.get("Content-Encoding", "identity") != "identity":
+                double.compressed_requests += 1
             body = _decode_body(body, self.headers.get("Content-Encoding", ""))
             query = params.get("query", "")
             text = (query.encode() + b"\n" + body) if query and body else (query.encode() or body)
@@ -277,7 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Content-Type"] = _CONTENT_TYPES.get(fmt, "application/octet-stream")
             else:
                 headers["Content-Type"] = "text/plain; charset=UTF-8"
-            wants_compression = params.get("enable_http_compression") in ("1", "true")
+            setting = params.get("enable_http_compression")
+            wants_compression = double.compress_by_default if setting is None else setting in ("1", "true")
             self._send(200, payload, headers, compress=wants_compression)
         except _HandlerNotFound as exc:
             double.errors_answered += 1
@@ -333,6 +352,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body, headers["Content-Encoding"] = lz4.frame.compress(body), "lz4"
             elif "gzip" in accepted:
                 body, headers["Content-Encoding"] = gzip.compress(body, compresslevel=1), "gzip"
+            if "Content-Encoding" in headers:
+                self.server_double.compressed_responses += 1
         self.send_response(status)
         self.send_header("X-ClickHouse-Server-Display-Name", DISPLAY_NAME)
         for name, value in headers.items():

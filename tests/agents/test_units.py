@@ -1,0 +1,164 @@
+"""Pure pieces: trace-context headers, route normalization, recorder, spool, config."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents import routes, tracecontext
+from agents.config import build, parse_listener, read_yaml
+from agents.errors import ConfigError, SpoolError
+from agents.spool import Message, Spool
+from agents.telemetry import OTHER, Recorder
+from meshscope.settings import SettingsError
+
+TRACE = "463ac35c9f6413ad48485a3953bb6124"
+SPAN = "a2fb4a1d1a96d312"
+PARENT = "0020000000000001"
+
+
+def head(*lines: str) -> bytes:
+    return ("GET / HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+
+
+def test_extract_b3_multi_single_and_w3c():
+    multi = tracecontext.extract(head(f"X-B3-TraceId: {TRACE}", f"X-B3-SpanId: {SPAN}", f"X-B3-ParentSpanId: {PARENT}", "X-B3-Sampled: 1"))
+    assert (multi.trace_id, multi.span_id, multi.parent_id, multi.sampled) == (TRACE, SPAN, PARENT, True)
+    single = tracecontext.extract(head(f"b3: {TRACE}-{SPAN}-d-{PARENT}"))
+    assert (single.trace_id, single.span_id, single.parent_id, single.sampled, single.debug) == (TRACE, SPAN, PARENT, True, True)
+    w3c = tracecontext.extract(head(f"traceparent: 00-{TRACE}-{SPAN}-00"))
+    assert (w3c.trace_id, w3c.span_id, w3c.sampled, w3c.formats) == (TRACE, SPAN, False, tracecontext.W3C)
+    deny = tracecontext.extract(head("b3: 0"))
+    assert (deny.trace_id, deny.sampled) == ("", False)
+    assert tracecontext.extract(head("Host: x", "Cookie: b3=1")) is None
+    assert tracecontext.extract(head("traceparent: 00-zz-yy-01")) is None
+    sixty_four = tracecontext.extract(head(f"X-B3-TraceId: {TRACE[16:]}", f"X-B3-SpanId: {SPAN}"))
+    assert (sixty_four.trace_id, sixty_four.sampled) == (TRACE[16:], None)
+
+
+def test_rewrite_replaces_only_trace_headers():
+    original = head("Host: x", f"X-B3-TraceId: {TRACE}", f"X-B3-SpanId: {SPAN}", "Accept: */*")
+    headers = tracecontext.headers_for(TRACE, "1111111111111111", SPAN, True, False, tracecontext.B3_MULTI)
+    out = tracecontext.rewrite(original, headers, had_context=True)
+    assert out == head("Host: x", "Accept: */*", f"X-B3-TraceId: {TRACE}", "X-B3-SpanId: 1111111111111111", f"X-B3-ParentSpanId: {SPAN}", "X-B3-Sampled: 1")
+    inserted = tracecontext.rewrite(head("Host: x"), b"b3: 0\r\n", had_context=False)
+    assert inserted == head("Host: x", "b3: 0")
+    both = tracecontext.headers_for(TRACE, SPAN, "", False, False, tracecontext.B3_MULTI | tracecontext.W3C)
+    assert tracecontext.extract(head(both.decode().rstrip("\r\n"))).span_id == SPAN
+
+
+@pytest.mark.parametrize(("target", "route"), [
+    (b"/users/42/orders/7", "/users/{id}/orders/{id}"),
+    (b"/items/3fa85f64-5717-4562-b3fc-2c963f66afa6?x=1", "/items/{uuid}"),
+    (b"/blob/0123456789abcdef0123", "/blob/{id}"),
+    (b"/static/app.js", "/static/app.js"),
+    (b"/", "/"),
+    (b"*", "*"),
+    (b"http://host:80/a/1", "/a/{id}"),
+    (b"/s/aZ3kP9qLm2Xv7Rt5Yw1B", "/s/{id}"),
+])
+def test_routes_collapse_ids(target, route):
+    assert routes.normalize(target) == route
+
+
+def test_recorder_caps_endpoints_and_counts_every_observation():
+    clock = [1000.0]
+    recorder = Recorder("svc", "i1", "v1", interval_s=10, max_endpoints=2, clock=lambda: clock[0])
+    for endpoint in ("GET /a", "GET /b", "GET /c", "GET /a"):
+        recorder.observe(kind="http.server", endpoint=endpoint, method="GET", status_class="2xx", remote_service="",
+                         database="", duration_ms=1.0, error=False)
+    clock[0] = 1010.0
+    recorder.rotate()
+    records = {r.endpoint: r.sketch.count for r in recorder.take_closed()}
+    assert records == {"GET /a": 2, "GET /b": 1, OTHER: 1}
+    assert recorder.take_closed() == []
+
+
+def test_sampling_is_consistent_on_the_trace_id():
+    recorder = Recorder("s", "i", "v", sample_rate=0.25)
+    ids = [tracecontext.new_trace_id() for _ in range(4000)]
+    decisions = [recorder.should_sample(t, None) for t in ids]
+    assert 0.2 < sum(decisions) / len(ids) < 0.3
+    assert decisions == [Recorder("s2", "i", "v", sample_rate=0.25).should_sample(t, None) for t in ids]
+    assert recorder.should_sample(ids[0], True) and not recorder.should_sample(ids[0], False)
+
+
+def test_spool_keeps_order_across_segments_and_restarts(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1_000_000, segment_bytes=300)
+    sent = [Message("t", f"k{i}".encode(), bytes([i]) * 50, items=i + 1) for i in range(20)]
+    assert spool.append(sent) == 0
+    first = spool.peek(7)
+    assert first == sent[:7]
+    spool.commit(7)
+    with pytest.raises(SpoolError):
+        Spool(tmp_path, max_bytes=1_000_000)
+    spool.close()
+    reopened = Spool(tmp_path, max_bytes=1_000_000, segment_bytes=300)
+    rest = reopened.peek(100)
+    assert rest == sent[7:]
+    reopened.commit(len(rest))
+    assert reopened.empty and reopened.size_bytes == 0
+    reopened.close()
+
+
+def test_spool_drops_and_counts_beyond_its_limit(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1024)
+    dropped = spool.append([Message("t", b"k", b"x" * 400, items=3) for _ in range(4)])
+    assert dropped == 6 and spool.dropped_items == 6
+    assert len(spool.peek(10)) == 2
+    spool.close()
+
+
+def test_spool_skips_a_torn_tail(tmp_path):
+    spool = Spool(tmp_path, max_bytes=100_000)
+    spool.append([Message("t", b"a", b"1"), Message("t", b"b", b"2")])
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    segment.write_bytes(segment.read_bytes()[:-3])
+    spool = Spool(tmp_path, max_bytes=100_000)
+    assert [m.key for m in spool.peek(10)] == [b"a"]
+    spool.close()
+
+
+def test_listener_specs_and_errors():
+    spec = parse_listener("payment=127.0.0.1:7001=payment.internal:80/http", "outbound")
+    assert (spec.name, spec.listen, spec.upstream, spec.protocol) == ("payment", "127.0.0.1:7001", "payment.internal:80", "http")
+    assert parse_listener("0.0.0.0:8080=127.0.0.1:18080", "inbound").protocol == "http"
+    for bad, direction in [("127.0.0.1:7001=x:80", "outbound"), ("a=b=c=d", "inbound"), ("1.2.3.4:x=y:1", "inbound"), ("a:1=b:2/ftp", "inbound")]:
+        with pytest.raises(ConfigError):
+            parse_listener(bad, direction)
+
+
+def test_yaml_config_matches_flags_and_flags_win(tmp_path, monkeypatch):
+    monkeypatch.delenv("MESHSCOPE_SAMPLE_RATE", raising=False)
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "service: orders\nversion: v2\nsample_rate: 0.5\n"
+        "inbound:\n  - 0.0.0.0:8080=127.0.0.1:18080/http\n"
+        "outbound:\n  - {name: payment, listen: '127.0.0.1:7001', upstream: 'payment.internal:80'}\n"
+    )
+    settings, listeners = build({"agent_config": str(path), "sample_rate": "0.25"})
+    assert (settings.service, settings.version, settings.sample_rate) == ("orders", "v2", 0.25)
+    assert [(l.direction, l.name, l.upstream) for l in listeners] == [("inbound", "", "127.0.0.1:18080"), ("outbound", "payment", "payment.internal:80")]
+    assert settings.instance
+    path.write_text("service: orders\nbogus: 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'bogus'"):
+        build({"agent_config": str(path)})
+    with pytest.raises(SettingsError, match="MESHSCOPE_SERVICE"):
+        build({"inbound": ["0.0.0.0:1=127.0.0.1:2"]})
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_yaml(tmp_path / "missing.yaml")
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    from agents.cli import run
+
+    assert run(["--service", "x", "--inbound", "nonsense"]) == 2
+    assert run(["--nope"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("service: [unclosed\n")
+    assert run(["--config", str(bad)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("meshscope agent: ") for line in errors)
+    assert "Traceback" not in "".join(errors)

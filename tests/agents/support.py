@@ -201,3 +201,59 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+class RecordingServer:
+    """A raw TCP upstream: per connection, ``handler(sock) -> bytes received`` (default: read
+    until EOF, then send ``reply`` and close). ``received`` lists what each connection got."""
+
+    def __init__(self, reply: bytes = b"", handler=None) -> None:
+        import socketserver
+
+        self.reply = reply
+        self.received: list[bytes] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = (handler or outer._default)(self.request)
+                if data:  # the agent's health probe connects and sends nothing
+                    with outer.lock:
+                        outer.received.append(data)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _default(self, sock: socket.socket) -> bytes:
+        data = recv_until_closed(sock)
+        try:
+            sock.sendall(self.reply)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        return data
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def exchange_raw(port: int, payload: bytes, chunk: int = 0) -> bytes:
+    """Send ``payload`` (in chunks of ``chunk`` bytes when given), half-close, read to the end."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if chunk:
+                for i in range(0, len(payload), chunk):
+                    sock.sendall(payload[i:i + chunk])
+            else:
+                sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the agent closed: its upstream is unreachable
+            return b""
+        return recv_until_closed(sock)

@@ -76,6 +76,13 @@ def test_query_in_url_with_parameters_database_and_headers(clickhouse_over_http)
     assert set(json.loads(headers["x-clickhouse-summary"])) >= {"read_rows", "written_rows", "elapsed_ns"}
 
 
+def test_default_format_and_ddl_without_format_header(clickhouse_over_http):
+    status, headers, body = _request(clickhouse_over_http.url, "POST", {"default_format": "JSONEachRow"}, b"SELECT 1 AS one")
+    assert (status, headers["x-clickhouse-format"], body) == (200, "JSONEachRow", b'{"one":1}\n')
+    status, headers, body = _request(clickhouse_over_http.url, "POST", None, f"CREATE TABLE {clickhouse_over_http.database}.ddl (a UInt8) ENGINE = Memory".encode())
+    assert (status, body) == (200, b"") and "x-clickhouse-format" not in headers  # no result set
+
+
 def test_settings_pass_through_and_unknown_settings_fail(clickhouse_http):
     status, _, body = _request(clickhouse_http.url, "POST", {"max_threads": "3", "compress": "0"}, b"SELECT getSetting('max_threads')")
     assert (status, body) == (200, b"3\n")

@@ -97,6 +97,8 @@ class ServerSettings(WriterMixin):
     dashboard: bool = Field(True, description="Serve the dashboard at /dashboard/ next to the API.")
     alert_rules: Path | None = Field(None, description="YAML file of alert rules (none: alerting off).")
     alert_interval_s: float = Field(15.0, gt=0, description="Seconds between alert rule evaluations.")
+    alert_state_path: Path = Field(DEFAULT_DATA_DIR / "alerts.sqlite", description="SQLite file of alert states and the webhook outbox (survives restarts; one server owns it).")
+    alert_external_url: str | None = Field(None, description="Base URL put in alert notifications' links (default: http://host:port of this server).")
     apdex_threshold_ms: float = Field(300.0, gt=0, description="Apdex T: requests under T are satisfied, under 4T tolerated.")
     services_file: Path | None = Field(None, description="YAML describing services (stateful, latency objective, limits) for recommendations.")
 

@@ -27,6 +27,8 @@ from examples.shop.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
+CHARSET = "utf8mb4"
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS sock (
         id INT PRIMARY KEY AUTO_INCREMENT,
@@ -109,7 +111,8 @@ class DatabaseAddress:
 class Pool:
     """At most ``size`` PyMySQL connections, opened on demand; a connection that failed is dropped.
 
-    Counts every statement it sends, by its template (``%s`` shown as ``?``), in ``statements``.
+    Counts every statement it sends, by its template (``%s`` shown as ``?``), in ``statements``,
+    including the ``SET NAMES utf8mb4`` PyMySQL sends on each new connection.
     """
 
     def __init__(self, address: DatabaseAddress, size: int = 4, connect_timeout: float = 5.0) -> None:
@@ -152,8 +155,12 @@ class Pool:
         address = self.address
         connection = pymysql.connect(host=address.host, port=address.port, user=address.user,
                                      password=address.password, database=address.database, autocommit=True,
-                                     connect_timeout=self.connect_timeout)
-        self.connections_opened += 1
+                                     charset=CHARSET, connect_timeout=self.connect_timeout)
+        # PyMySQL sends this on every connect (its charset handshake); the server's autocommit is
+        # already on, so it sends nothing else.
+        with self._count_lock:
+            self.statements[f"SET NAMES {CHARSET}"] += 1
+            self.connections_opened += 1
         return connection
 
     def close(self) -> None:

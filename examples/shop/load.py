@@ -2,11 +2,11 @@
 exactly what it sent.
 
     python -m examples.shop.load --base http://127.0.0.1:9100 --duration 60 --report load.json \\
-        --admin payment=http://127.0.0.1:9104 --admin shipping=http://127.0.0.1:9106
+        --admin payment=http://127.0.0.1:9104 --admin carts=http://127.0.0.1:9102
 
 Phases (shares of ``--duration``): ``steady`` traffic, a ``spike`` (4x the rate), ``slow`` (the
 ``--slow-target`` service, payment by default, is told ``/admin/slow?ms=--slow-ms``), ``failing``
-(``--fail-target``, shipping by default, answers 503 to ``--fail-ratio`` of its requests), then
+(``--fail-target``, carts by default, answers 503 to ``--fail-ratio``, 0.3, of its requests), then
 ``recovery``. A phase's injection is switched on at its start and reset at its end through the
 target's admin URL (``--admin NAME=URL``); without one the phase runs without injection.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from examples.shop.service import Counter
+from examples.shop.service import KEEPALIVE_CLIENT_S, Counter
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Phase:
 
 
 def default_phases(slow_target: str = "payment", slow_ms: int = 200,
-                   fail_target: str = "shipping", fail_ratio: float = 0.5) -> tuple[Phase, ...]:
+                   fail_target: str = "carts", fail_ratio: float = 0.3) -> tuple[Phase, ...]:
     return (
         Phase("steady", 0.30),
         Phase("spike", 0.15, rate_factor=4.0),
@@ -246,7 +246,8 @@ class LoadGenerator:
     async def run(self) -> Report:
         config = self.config
         share_total = sum(phase.share for phase in config.phases)
-        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency,
+                              keepalive_expiry=KEEPALIVE_CLIENT_S)
         async with httpx.AsyncClient(base_url=config.base, timeout=config.timeout, limits=limits,
                                      trust_env=False) as client, \
                 httpx.AsyncClient(timeout=config.timeout, trust_env=False) as admin_client:
@@ -364,8 +365,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="which phases, in order (default all)")
     parser.add_argument("--slow-target", default="payment")
     parser.add_argument("--slow-ms", type=int, default=200)
-    parser.add_argument("--fail-target", default="shipping")
-    parser.add_argument("--fail-ratio", type=float, default=0.5)
+    parser.add_argument("--fail-target", default="carts")
+    parser.add_argument("--fail-ratio", type=float, default=0.3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")

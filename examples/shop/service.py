@@ -43,6 +43,10 @@ incoming_trace_headers: contextvars.ContextVar[dict[str, str]] = contextvars.Con
 
 ERROR_STATUS = 500  # a response at or above this status is an error, as the load generator counts
 RECENT_TRACES = 500
+# Clients drop idle connections well before servers close them, so that no request is ever sent
+# on a connection the server is closing (that request would be lost, and the counts with it).
+KEEPALIVE_CLIENT_S = 5.0
+KEEPALIVE_SERVER_S = 30
 
 
 @dataclass(slots=True)
@@ -164,7 +168,8 @@ class Dependencies:
             # trust_env=False: never route the shop's traffic through a proxy from the environment.
             self._clients[dependency] = httpx.AsyncClient(
                 base_url=self.urls[dependency], timeout=self.timeout, trust_env=False,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32,
+                                    keepalive_expiry=KEEPALIVE_CLIENT_S))
         return self._clients[dependency]
 
     async def call(self, dependency: str, method: str, path: str, *, route: str | None = None,
@@ -331,5 +336,5 @@ def serve(app: FastAPI, args: argparse.Namespace) -> None:
     started = time.monotonic()
     logger.info("starting on %s:%d", args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_keep_alive=KEEPALIVE_SERVER_S, timeout_graceful_shutdown=5)
     logger.info("stopped after %.0f s", time.monotonic() - started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -61,8 +62,9 @@ def test_report_equals_what_the_shop_counted(paused_shop):
     before = snapshot(shop)  # while the worker is paused: no counter moves
     shop.admin("queue-worker", "resume")
     config = load.LoadConfig(base=shop.url("front-end"), duration=8, rate=25, seed=7,
-                             admin={"payment": shop.url("payment"), "shipping": shop.url("shipping")},
-                             phases=load.default_phases(slow_ms=100, fail_ratio=0.5))
+                             admin={"payment": shop.url("payment"), "carts": shop.url("carts")},
+                             phases=load.default_phases(slow_target="payment", slow_ms=100,
+                                                        fail_target="carts", fail_ratio=0.5))
     report = asyncio.run(load.run(config)).as_dict()
     quiesce(shop)
     after = snapshot(shop)
@@ -79,8 +81,11 @@ def test_report_equals_what_the_shop_counted(paused_shop):
     assert [phase["name"] for phase in report["phases"]] == ["steady", "spike", "slow", "failing", "recovery"]
     assert [phase["injected"] for phase in report["phases"]] == [False, False, True, True, False]
     assert [call["status"] for call in report["admin_calls"]] == [200] * 4  # slow, reset, fail, reset
-    assert after["payment"]["injection"] == after["shipping"]["injection"] == {"slow_ms": 0, "fail_ratio": 0.0}
+    assert after["payment"]["injection"] == after["carts"]["injection"] == {"slow_ms": 0, "fail_ratio": 0.0}
     assert after["payment"]["injected"]["slowed"] > before["payment"]["injected"]["slowed"]
+    # every injected carts failure, and nothing else, became a 502 at the front-end
+    failed = after["carts"]["injected"]["failed"] - before["carts"]["injected"]["failed"]
+    assert report["errors"] == failed > 0
 
     # every call between services is counted the same by caller and callee, along topology edges only
     for callee in topology.SERVICES:
@@ -104,15 +109,26 @@ def test_report_equals_what_the_shop_counted(paused_shop):
     assert after["queue-worker"]["worker"]["processed"] == after["queue"]["queue"]["taken"]
 
 
-def test_command_line_writes_the_report(shop, tmp_path):
+def test_command_line_writes_the_report_when_interrupted(shop, tmp_path):
     report_path = tmp_path / "load.json"
     before = served(shop.stats("front-end"))
-    subprocess.run([sys.executable, "-m", "examples.shop.load", "--base", shop.url("front-end"),
-                    "--duration", "1.5", "--rate", "10", "--phases", "steady,spike", "--report", str(report_path)],
-                   cwd=REPOSITORY, check=True, timeout=60, capture_output=True)
+    process = subprocess.Popen([sys.executable, "-m", "examples.shop.load", "--base", shop.url("front-end"),
+                                "--duration", "60", "--rate", "10", "--report", str(report_path)],
+                               cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not delta(served(shop.stats("front-end")), before) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the load is under way
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output.decode()
     report = json.loads(report_path.read_text())
-    assert report["stopped_because"] == "phases done"
+    assert report["stopped_because"] == "stopped"
     assert report["endpoints"] == delta(served(shop.stats("front-end")), before)
+    assert report["requests"] > 0
 
 
 def test_max_requests_bounds_the_load(shop):

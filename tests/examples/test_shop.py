@@ -105,6 +105,8 @@ def test_catalogue_counts_the_sql_it_sends(shop, front_end):
     assert sent(catalogue.RECORD_VIEW) == 1  # only for a sock that exists
     assert sent(catalogue.SEARCH_SOCKS) == 1
     assert sent(catalogue.LIST_SOCKS_BY_TAG) == 1
+    opened = httpx.get(f"{shop.url('catalogue')}/admin/db", trust_env=False).json()["connections_opened"]
+    assert after[f"SET NAMES {db.CHARSET}"] == opened >= 1
 
 
 def test_schema_is_idempotent_and_view_lookups_unindexed(shop_database):

@@ -220,15 +220,37 @@ class MySQLConnectionDecoder:
         events: list[StatementEvent] = []
         if self.phase >= OPAQUE:
             return events
+        server = framer is self._server
+        pending = self._pending
+        framer.begin(data)
         try:
-            for packet in framer.feed(data, now_ns):
+            while True:
+                if server and pending and pending[0].state == ROWS and self.phase == COMMANDS:
+                    self._skim(pending[0], framer)
+                packet = framer.next(now_ns)
+                if packet is None:
+                    break
                 self.stats.packets += 1
-                handle(packet, events)
+                try:
+                    handle(packet, events)
+                except Exception as exc:  # MySQLDecodeError, or a bug: resynchronise, keep framing
+                    self._resync(repr(exc))
                 if self.phase >= OPAQUE:
                     break
-        except Exception as exc:  # MySQLDecodeError, or a bug: either way, resynchronise
-            self._resync(repr(exc))
+        except Exception as exc:  # a bug in framing itself: stop decoding this connection
+            self._go_opaque(f"framing failed: {exc!r}")
+        finally:
+            framer.end()
         return events
+
+    def _skim(self, command: _Command, framer: PacketFramer) -> None:
+        """Rows in bulk: most of a result set's packets are rows, counted without decoding."""
+        rows, seq, consumed = framer.skim_rows(command.expected_seq)
+        if rows:
+            command.rows += rows
+            command.expected_seq = seq
+            command.response_bytes += consumed
+            self.stats.packets += rows
 
     # -- client side --------------------------------------------------------------------------
 

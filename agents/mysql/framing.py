@@ -36,10 +36,14 @@ class Packet:
 
 
 class PacketFramer:
-    """Incremental framer for one direction. ``feed`` returns the packets completed by ``data``."""
+    """Incremental framer for one direction.
+
+    ``feed(data, now_ns)`` returns the packets ``data`` completes. The decoder instead walks a chunk
+    packet by packet (``begin``, ``next``..., ``end``) so that it can ``skim_rows`` between
+    packets: count whole result-set rows straight from the bytes, without building packets."""
 
     __slots__ = ("keep", "_header", "_frame_left", "_more_frames", "_in_packet", "_payload",
-                 "_length", "_seq", "_last_seq", "_start_ns")
+                 "_length", "_seq", "_last_seq", "_start_ns", "_view", "_pos", "_end")
 
     def __init__(self, keep: int = DEFAULT_KEEP) -> None:
         self.keep = keep
@@ -52,6 +56,9 @@ class PacketFramer:
         self._seq = 0
         self._last_seq = 0
         self._start_ns = 0
+        self._view: memoryview | None = None
+        self._pos = 0
+        self._end = 0
 
     @property
     def buffered(self) -> int:
@@ -60,8 +67,25 @@ class PacketFramer:
 
     def feed(self, data: bytes, now_ns: int) -> list[Packet]:
         packets: list[Packet] = []
-        view = memoryview(data)
-        pos, end, keep = 0, len(view), self.keep
+        self.begin(data)
+        try:
+            while (packet := self.next(now_ns)) is not None:
+                packets.append(packet)
+        finally:
+            self.end()
+        return packets
+
+    def begin(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._pos, self._end = 0, len(data)
+
+    def end(self) -> None:
+        self._view = None  # never hold on to the caller's buffer
+
+    def next(self, now_ns: int) -> Packet | None:
+        """The next packet completed by the current chunk, or None when the chunk is used up
+        (its tail kept, bounded, for the next one)."""
+        view, pos, end, keep = self._view, self._pos, self._end, self.keep
         while pos < end:
             if self._frame_left:
                 take = min(self._frame_left, end - pos)
@@ -72,19 +96,19 @@ class PacketFramer:
                 self._frame_left -= take
                 self._length += take
                 if not self._frame_left and not self._more_frames:
-                    packets.append(self._finish(now_ns))
+                    self._pos = pos
+                    return self._finish(now_ns)
                 continue
-            if not self._in_packet and not self._header and end - pos >= 4:
-                # Fast path: a whole single-frame packet inside this chunk, no copy but the kept bytes.
-                length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
-                if length < MAX_FRAME and pos + 4 + length <= end:
-                    seq = view[pos + 3]
-                    body = pos + 4
-                    packets.append(Packet(seq, seq, length, bytes(view[body:body + min(length, keep)]),
-                                          now_ns, now_ns))
-                    pos = body + length
-                    continue
             if not self._in_packet and not self._header:
+                if end - pos >= 4:
+                    # Fast path: a whole single-frame packet inside this chunk.
+                    length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
+                    if length < MAX_FRAME and pos + 4 + length <= end:
+                        seq = view[pos + 3]
+                        body = pos + 4
+                        self._pos = body + length
+                        return Packet(seq, seq, length, bytes(view[body:body + min(length, keep)]),
+                                      now_ns, now_ns)
                 self._start_ns = now_ns
             need = 4 - len(self._header)
             self._header += view[pos:pos + need]
@@ -104,8 +128,29 @@ class PacketFramer:
             self._frame_left = length
             self._more_frames = length == MAX_FRAME
             if not length:
-                packets.append(self._finish(now_ns))
-        return packets
+                self._pos = pos
+                return self._finish(now_ns)
+        self._pos = pos
+        return None
+
+    def skim_rows(self, seq: int) -> tuple[int, int, int]:
+        """Consume whole result-set row packets at the current position while their sequence
+        ids run on from ``seq``; stop before a terminator (0xFE), an ERR (0xFF), a packet split
+        across frames or chunks, or a sequence gap. Returns (rows, next seq, bytes consumed)."""
+        if self._in_packet or self._header:
+            return 0, seq, 0
+        view, pos, end = self._view, self._pos, self._end
+        start, rows = pos, 0
+        while pos + 4 < end:
+            length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
+            if (length >= MAX_FRAME or pos + 4 + length > end or view[pos + 3] != seq or not length
+                    or view[pos + 4] >= 0xFE):
+                break
+            rows += 1
+            seq = (seq + 1) & 0xFF
+            pos += 4 + length
+        self._pos = pos
+        return rows, seq, pos - start
 
     def _finish(self, now_ns: int) -> Packet:
         packet = Packet(self._seq, self._last_seq, self._length, bytes(self._payload),

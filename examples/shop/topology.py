@@ -119,3 +119,16 @@ def command(
                  "--db-user", str(db.get("user", "root")), "--db-password", str(db.get("password", "")),
                  "--db-name", str(db.get("database", DATABASE))]
     return argv
+
+
+def as_json() -> str:
+    """The services and the call graph as JSON, for orchestrators not written in Python."""
+    import json
+
+    return json.dumps({"database": DATABASE, "trace_headers": list(TRACE_HEADERS),
+                       "services": [service.as_dict() for service in SERVICES],
+                       "call_graph": sorted(call_graph())}, indent=2)
+
+
+if __name__ == "__main__":
+    print(as_json())

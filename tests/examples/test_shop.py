@@ -130,3 +130,18 @@ def test_a_database_name_is_never_interpolated_unchecked(shop_database):
 def test_command_rejects_a_dependency_the_service_does_not_call():
     with pytest.raises(ValueError):
         topology.command("payment", 1234, {"orders": "http://127.0.0.1:1"})
+
+
+@pytest.mark.parametrize("service", topology.SERVICES, ids=lambda service: service.name)
+def test_topology_lists_exactly_the_endpoints_each_service_serves(service):
+    import importlib
+
+    module = importlib.import_module(service.module)
+    state = module.service.Shop(service.name, service.forwards_headers, {})
+    if service.uses_db:  # the pool connects on first use only
+        app = module.build_app(state, db.Pool(db.DatabaseAddress("127.0.0.1", 1, "root", "", "shop")))
+    else:
+        app = module.build_app(state)
+    served = {f"{method} {route.path}" for route in app.routes for method in getattr(route, "methods", ())
+              if not route.path.startswith("/admin/") and route.path != "/health" and method != "HEAD"}
+    assert served == set(service.endpoints)

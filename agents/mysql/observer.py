@@ -8,8 +8,11 @@ the digest; method = the statement type) and, when sampled, or when it failed or
 as a Zipkin v2 span (CLIENT outbound, SERVER inbound) whose parent is the sqlcommenter
 ``traceparent`` in the statement, else the inbound request in flight, else none.
 
-Options come from ``AgentSettings`` (read once per process): ``MESHSCOPE_CAPTURE_SQL_PARAMS``,
-``MESHSCOPE_MASK_SQL_LITERALS``, ``MESHSCOPE_SLOW_MS``; or pass ``options=MySQLOptions(...)``.
+Options, first found: the ``options`` argument; a ``mysql_options`` attribute of the telemetry
+(the agent sets it from its settings); else ``AgentSettings`` from the environment, read once per
+process (``MESHSCOPE_CAPTURE_SQL_PARAMS``, ``MESHSCOPE_MASK_SQL_LITERALS``, ``MESHSCOPE_SLOW_MS``).
+A connection the decoder loses track of is counted once in the telemetry's ``desynced`` counter
+when it has one, and always in ``STATS``.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ class MySQLObserver:
                  options: MySQLOptions | None = None) -> None:
         self.context = context
         self.telemetry = telemetry
-        self.options = options or default_options()
+        self.options = options or getattr(telemetry, "mysql_options", None) or default_options()
         self.decoder = MySQLConnectionDecoder(capture_params=self.options.capture_params)
         self._outbound = context.direction != "inbound"
         self._kind = "sql.client" if self._outbound else "sql.server"
@@ -101,6 +104,7 @@ class MySQLObserver:
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self._closed = False
         self._broken = False
+        self._desync_counted = False
         local = {"serviceName": context.service}
         remote = {"serviceName": context.remote_service} if context.remote_service else {}
         if self._outbound:
@@ -155,6 +159,10 @@ class MySQLObserver:
                          self.context.listen_address)
 
     def _report(self, events: list[StatementEvent]) -> None:
+        if self.decoder.stats.resyncs and not self._desync_counted:
+            self._desync_counted = True
+            if hasattr(self.telemetry, "desynced"):
+                self.telemetry.desynced += 1
         for event in events:
             duration_ms = event.duration_ns / 1e6
             self.telemetry.observe(

@@ -101,3 +101,20 @@ def alerts_snapshot(rules: RuleSet, store: AlertStore | None) -> dict:
                        "active_since": int(row.active_since * 1000),
                        "firing_since": int(row.fired_at * 1000) if row.fired_at else None, "value": row.value})
     return {"rules": [{**r.as_dict(), "expr": r.expr} for r in rules.rules], "alerts": alerts}
+
+
+_running: AlertScheduler | None = None
+
+
+def start(settings: ServerSettings, client: Client, database: str | None = None) -> AlertScheduler:
+    """The server's hook: build and start the scheduler (RuleError if the rule file is invalid).
+    Without ``MESHSCOPE_ALERT_RULES`` it evaluates nothing but still drains the outbox."""
+    global _running
+    scheduler = AlertScheduler(settings, client, database or settings.clickhouse_database).start()
+    _running = scheduler
+    return scheduler
+
+
+def running() -> AlertScheduler | None:
+    """The scheduler started by ``start()`` in this process, while it runs (for the API)."""
+    return _running if _running is not None and not _running._closed else None

@@ -1,0 +1,108 @@
+"""The analysis API through FastAPI's TestClient: every endpoint of docs/analysis-api.md answers
+with its documented fields, JSON-safe (no NaN), 400 on bad parameters."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from analysis import api
+from analysis.alerts import scheduler as alert_scheduler
+from tests.analysis.conftest import NOW, seed_latency, seed_resources, seed_spans, zipkin_span
+
+START, END = (NOW - 3600) * 1000, NOW * 1000
+
+
+@pytest.fixture
+def client(clickhouse, ctx, tmp_path):
+    rng = random.Random(2)
+    samples = []
+    for _ in range(4000):
+        ts = NOW - 3600 + rng.random() * 3590
+        version = "v2" if rng.random() < 0.3 else "v1"
+        samples.append((ts, "orders", f"o-{version}", version, "http.server", rng.choice(["GET /orders", "POST /orders"]),
+                        rng.lognormvariate(3, 0.5), rng.random() < 0.02, "", ""))
+        samples.append((ts, "orders", f"o-{version}", version, "sql.client", "SELECT * FROM t WHERE id = ?",
+                        rng.uniform(1, 3), False, "", "shop"))
+        samples.append((ts, "frontend", "f1", "", "http.client", "GET /orders", rng.lognormvariate(3, 0.5), False, "orders", ""))
+    seed_latency(clickhouse, samples)
+    seed_resources(clickhouse, [((NOW - 3600 + s) * 1000, "orders", "o-v1", "v1", metric, value)
+                                for s in range(0, 3600, 30)
+                                for metric, value in (("process.cpu.utilization", 0.4), ("process.memory.rss", 2e8),
+                                                      ("process.memory.limit", 1e9), ("health.up", 1.0))])
+    seed_spans(clickhouse, [zipkin_span(i + 1, "legacy", "get /", (NOW - 1000 + i) * 1_000_000, 5000) for i in range(50)])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("receivers: [{name: ops, url: 'http://127.0.0.1:9/hook'}]\nrules:\n  - name: Slow\n    expr: p99 > 1\n    window: 1h\n")
+    app = FastAPI()
+    app.include_router(api.router)
+    settings = ctx.settings.model_copy(update={"alert_rules": rules, "alert_state_path": tmp_path / "alerts.sqlite"})
+    app.dependency_overrides[api.get_context] = lambda: type(ctx)(ctx.client, ctx.database, settings)
+    scheduler = alert_scheduler.AlertScheduler(settings, ctx.client, ctx.database, clock=lambda: NOW)
+    scheduler.engine.evaluate(NOW)
+    scheduler.stop()
+    return TestClient(app)
+
+
+def get(client, path, **params):
+    response = client.get(f"/api/meshscope/v1{path}", params={"start": START, "end": END, **params})
+    assert response.status_code == 200, response.text
+    json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    return response.json()
+
+
+def test_services(client):
+    rows = {r["service"]: r for r in get(client, "/services")}
+    assert set(rows) == {"orders", "frontend", "legacy"}
+    orders = rows["orders"]
+    for key in ("service", "rps", "count", "errors", "error_ratio", "p50", "p90", "p95", "p99", "max", "apdex",
+                "instances_up", "instances_total", "cpu", "memory_rss", "memory_limit", "open_alerts",
+                "pending_recommendations", "sparkline"):
+        assert key in orders
+    assert orders["count"] == 4000 and len(orders["sparkline"]) == 60
+    assert orders["cpu"] == pytest.approx(0.4) and orders["memory_limit"] == 1e9 and orders["instances_up"] == 1
+    assert orders["open_alerts"] == 1
+    assert rows["legacy"]["count"] == 50 and rows["legacy"]["source_of_data"] == "spans"
+
+
+def test_series_endpoints_topology_resources(client):
+    series = get(client, "/series", service="orders", step=600, group_by="version")
+    assert {r["key"] for r in series} == {"v1", "v2"} and all(r["ts"] % 600_000 == 0 for r in series)
+    assert sum(r["count"] for r in series) == 4000
+    endpoints = get(client, "/endpoints", service="orders")
+    assert {e["endpoint"] for e in endpoints} == {"GET /orders", "POST /orders"}
+    assert set(endpoints[0]) >= {"cumulative_ms", "avg_ms", "p50", "p95", "p99", "max", "rows", "method"}
+    sql = get(client, "/endpoints", service="orders", kind="sql")
+    assert sql[0]["database"] == "shop"
+    topology = get(client, "/topology")
+    assert {(e["source"], e["target"]) for e in topology["edges"]} == {("frontend", "orders"), ("orders", "shop")}
+    resources = get(client, "/resources", service="orders", step=600)
+    assert resources and resources[0]["cpu"] == pytest.approx(0.4) and resources[0]["up"] == 1
+
+
+def test_analysis_endpoints(client):
+    assert isinstance(get(client, "/anomalies", service="orders"), list)
+    recommendations = get(client, "/recommendations")
+    orders = next(r for r in recommendations if r["service"] == "orders")
+    assert set(orders) >= {"action", "direction", "current_instances", "recommended_instances", "cpu_request",
+                           "memory_request", "confidence", "reasons", "evidence"}
+    assert orders["cpu_request"] == pytest.approx(0.46)
+    versions = get(client, "/versions", service="orders")
+    assert versions["baseline"] == "v1" and versions["candidate"] == "v2"
+    assert versions["verdict"] in ("better", "worse", "no_significant_difference") and versions["test"]
+    alerts = get(client, "/alerts")
+    assert alerts["rules"][0]["name"] == "Slow" and alerts["rules"][0]["for_s"] == 0
+    assert {(a["rule"], a["labels"]["service"], a["state"]) for a in alerts["alerts"]} == {("Slow", "orders", "firing"), ("Slow", "legacy", "firing")}  # legacy: from spans
+    history = get(client, "/alerts/history")
+    assert history[0]["status"] == "firing" and history[0]["delivered"] is False and history[0]["payload"]["version"] == "4"
+
+
+def test_bad_parameters_answer_400(client):
+    response = client.get("/api/meshscope/v1/series", params={"service": "orders", "start": END, "end": START})
+    assert response.status_code == 400 and "start" in response.json()["detail"]
+    assert client.get("/api/meshscope/v1/series", params={"service": "orders", "group_by": "host"}).status_code == 422
+    assert client.get("/api/meshscope/v1/series", params={"service": "orders", "start": 0, "end": END, "step": 1}).status_code == 400
+    assert client.get("/openapi.json").json()["paths"]["/api/meshscope/v1/services"]

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"meshscope: unknown command {command!r} (try: {', '.join([*SUBCOMMANDS, 'config'])})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "kafka"):  # per-request and per-connection INFO lines drown the useful ones
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     module_name, function_name = SUBCOMMANDS[command]
     run = getattr(importlib.import_module(module_name), function_name)
     try:

@@ -155,11 +155,12 @@ class ShopStack:
         """Run the load generator to completion; failure injection goes straight to the services'
         own ports so that it is not counted as shop traffic."""
         admin = [arg for name, port in self.private_ports.items() for arg in ("--admin", f"{name}=http://127.0.0.1:{port}")]
-        return subprocess.run(
-            [sys.executable, "-m", "examples.shop.load", "--base", self.frontend_url, "--duration", str(duration_s),
-             "--report", str(report), *admin, *extra],
-            check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with open(self.work_dir / "logs" / "load.log", "ab") as log:
+            return subprocess.run(
+                [sys.executable, "-m", "examples.shop.load", "--base", self.frontend_url, "--duration", str(duration_s),
+                 "--report", str(report), *admin, *extra],
+                check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
 
     @staticmethod
     def wait_http(url: str, timeout: float) -> None:

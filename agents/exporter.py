@@ -70,7 +70,9 @@ class KafkaPublisher:
                 futures.append(producer.send(message.topic, key=message.key, value=message.value))
             except KafkaError as exc:  # metadata not available within max_block_ms
                 logger.info("Kafka send failed (%s)", exc)
-                return self._settle(producer, messages[:index], futures) + list(messages[index:])
+                failed = self._settle(producer, messages[:index], futures) + list(messages[index:])
+                self.close(timeout=0)
+                return failed
         return self._settle(producer, messages, futures)
 
     def _settle(self, producer, messages: list[Message], futures: list) -> list[Message]:
@@ -78,13 +80,19 @@ class KafkaPublisher:
             producer.flush(timeout=self.send_timeout_s)
         except Exception as exc:  # KafkaTimeoutError: some are still in flight
             logger.info("Kafka flush incomplete (%s)", exc)
-        return [m for m, f in zip(messages, futures) if not (f.is_done and f.succeeded())]
+        failed = [m for m, f in zip(messages, futures) if not (f.is_done and f.succeeded())]
+        if failed:
+            # Start over with a fresh producer once the broker is back: its metadata request
+            # recreates topics a restarted broker lost (a tansu memory-storage broker otherwise
+            # acknowledges produce requests for the vanished topics and keeps nothing).
+            self.close(timeout=0)
+        return failed
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                producer.close(timeout=1)
+                producer.close(timeout=timeout)
             except Exception:
                 logger.exception("closing the Kafka producer")
 

@@ -1,0 +1,141 @@
+"""Publishing to a real Kafka-protocol broker (tansu) with the agent run by its command line;
+the broker stopped under load and restarted: every request is still accounted for."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+from kafka import KafkaConsumer
+
+from meshscope.devbroker import free_port, wait_for_port
+from meshscope.wire import decode_latency, decode_resources, decode_spans
+from tests.agents.support import MemoryPublisher, AgentThread, wait_until
+
+TOPICS = ("meshscope.spans", "meshscope.metrics", "meshscope.resources")
+
+
+class Tally:
+    """Everything consumed from the broker, deduplicated as storage does."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(*TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                      enable_auto_commit=False, consumer_timeout_ms=200)
+        self.records: dict[tuple, int] = {}
+        self.spans: dict[str, dict] = {}
+        self.samples: list = []
+        self.span_keys_ok = True
+
+    def poll(self) -> None:
+        for message in self.consumer:
+            if message.topic == "meshscope.metrics":
+                for record in decode_latency(message.value):
+                    self.records[(record.interval_start, record.instance, record.key())] = record.sketch.count
+            elif message.topic == "meshscope.spans":
+                for span in decode_spans(message.value):
+                    self.span_keys_ok &= message.key.decode() == span["traceId"]
+                    self.spans[span["id"]] = span
+            else:
+                self.samples.extend(decode_resources(message.value))
+
+    def requests(self) -> int:
+        self.poll()
+        return sum(self.records.values())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def test_broker_outage_under_load_loses_nothing(fresh_broker, asgi_upstream, tmp_path):
+    port = free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "meshscope.cli", "agent", "--service", "shop", "--version", "v1",
+         "--inbound", f"127.0.0.1:{port}=127.0.0.1:{asgi_upstream}/http",
+         "--kafka-bootstrap", fresh_broker.bootstrap, "--sample-rate", "1", "--interval-s", "1",
+         "--export-interval-s", "0.2", "--kafka-send-timeout-s", "1", "--resource-interval-s", "1",
+         "--agent-spool-dir", str(tmp_path / "spool"), "--drain-timeout-s", "2"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "wb"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    sent = [0]
+    stop_load = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            while not stop_load.is_set():
+                assert client.get(f"/users/{sent[0]}").status_code == 200
+                sent[0] += 1
+                time.sleep(0.002)
+
+    try:
+        wait_for_port("127.0.0.1", port)
+        # phase 1: broker up. Let it all arrive before the kill: tansu keeps messages in memory
+        # only, so what it had would die with it (a broker's loss, not the agent's).
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for i in range(100):
+                assert client.get(f"/users/{i}").status_code == 200
+        before = Tally(fresh_broker.bootstrap)
+        assert wait_until(lambda: before.requests() == 100, timeout=30), before.requests()
+        assert before.span_keys_ok and len(before.spans) == 100
+        before.close()
+
+        # phase 2: the broker dies, and stays away for a while under load. (The kill itself is
+        # at a quiet moment: what a memory-storage broker acknowledged just before dying would
+        # die with it, which says nothing about the agent.)
+        fresh_broker.stop(kill=True)
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        time.sleep(10)
+        spooled = list((tmp_path / "spool" / "shop").glob("*.seg"))
+        assert spooled, "nothing was spooled while the broker was away"
+        fresh_broker.start()  # restarted under load
+        time.sleep(3)
+        stop_load.set()
+        loader.join(10)
+        during = sent[0]
+        assert during > 100
+
+        # phase 3: SIGTERM drains and flushes
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+        after = Tally(fresh_broker.bootstrap)
+        wait_until(lambda: after.requests() >= during, timeout=30)
+        assert after.requests() == during
+        assert after.span_keys_ok and len(after.spans) == during
+        assert {(s.service, s.instance.split(":")[0] != "", s.version) for s in after.samples} == {("shop", True, "v1")}
+        dropped = [s.value for s in after.samples if s.metric == "telemetry.dropped"]
+        assert dropped and max(dropped) == 0
+        assert any(s.metric == "health.up" and s.value == 1.0 for s in after.samples)
+        assert any(s.metric == "process.memory.rss" and s.value > 0 for s in after.samples)
+        after.close()
+    finally:
+        stop_load.set()
+        if agent.poll() is None:
+            agent.kill()
+
+
+def test_full_spool_drops_counts_and_publishes_the_count(asgi_upstream, tmp_path):
+    publisher = MemoryPublisher()
+    publisher.down = True
+    agent = AgentThread({"service": "tiny", "inbound": [f"127.0.0.1:0=127.0.0.1:{asgi_upstream}/http"],
+                         "sample_rate": "1", "agent_spool_max_bytes": "4096", "interval_s": "1", "resource_interval_s": "0.5"},
+                        publisher=publisher, spool_dir=tmp_path).start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{agent.port()}") as client:
+            for i in range(200):
+                client.get(f"/users/{i}")
+        assert wait_until(lambda: agent.agent.exporter.spool.dropped_items > 0, timeout=10)
+        agent.agent.exporter.retry_interval_s = 0.1
+        publisher.down = False
+        assert wait_until(lambda: any(s.metric == "telemetry.dropped" and s.value > 0 for s in publisher.samples()), timeout=15)
+    finally:
+        agent.stop()
+    published = [s.value for s in publisher.samples() if s.metric == "telemetry.dropped"]
+    # the last published count is the final one (items: spans, latency records, samples)
+    assert published[-1] == agent.agent.exporter.dropped == agent.agent.exporter.spool.dropped_items
+    # every span is either delivered or among the dropped items
+    assert len(publisher.spans()) + published[-1] >= 200

@@ -16,9 +16,9 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<comment>/\*(?:[^*]++|\*(?!/))*+(?:\*/)?|--(?:[ \t][^\n]*+|$|(?=\n))|\#[^\n]*+)
-  | (?P<string>[nN]?'(?:[^'\\]++|\\.?|'')*+'?|"(?:[^"\\]++|\\.?|"")*+"?)
+  | (?P<string>(?:[nN]|_[A-Za-z0-9]++)?'(?:[^'\\]++|\\.?|'')*+'?|"(?:[^"\\]++|\\.?|"")*+"?)
   | (?P<quoted>`(?:[^`]++|``)*+`?)
-  | (?P<hex>0[xX][0-9a-fA-F]++|[xX]'[0-9a-fA-F]*+'|0[bB][01]++|[bB]'[01]*+')
+  | (?P<hex>0[xX][0-9a-fA-F]++|[xX]'[0-9a-fA-F]*+'?|0[bB][01]++|[bB]'[01]*+'?)
   | (?P<number>(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?(?![\w$]))
   | (?P<word>[@]{0,2}[^\W\d][\w$]*+|[@]{1,2}(?:`[^`]*+`|'[^']*+'|"[^"]*+")?|\d[\w$]*+)
   | (?P<param>\?|:[A-Za-z_]\w*+)
@@ -37,13 +37,11 @@ KEYWORDS = frozenset("""
     IN INDEX INFILE INNER INSERT INTERSECT INTERVAL INTO IS JOIN KEY KILL LEFT LIKE LIMIT LOAD LOCAL
     LOCK LOCKS MATCH MOD NATURAL NOT NULL OFFSET ON OPTIMIZE OR ORDER OUTER OVER PARTITION PREPARE
     PRIMARY PROCEDURE RECURSIVE REFERENCES REGEXP RELEASE RENAME REPEAT REPLACE RESET RETURNING
-    REVOKE RIGHT ROLLBACK SAVEPOINT SCHEMA SELECT SESSION SET SHARE SHOW START STATUS TABLE TABLES
-    TEMPORARY THEN TO TRANSACTION TRIGGER TRUE TRUNCATE UNION UNIQUE UNLOCK UPDATE USE USING VALUE
-    VALUES VIEW WHEN WHERE WHILE WITH WORK XA
-    AVG COUNT MAX MIN SUM CONCAT COALESCE IFNULL NOW CAST CONVERT GLOBAL NAMES DATA ROWS FIELDS
-    TERMINATED ENCLOSED LINES OPTIONALLY CHARACTER CONSISTENT SNAPSHOT ONLY READ WRITE ISOLATION
-    LEVEL COMMITTED UNCOMMITTED REPEATABLE SERIALIZABLE AUTOCOMMIT
-""".split())
+    REVOKE RIGHT ROLLBACK SAVEPOINT SCHEMA SELECT SESSION SET SHARE SHOW START TABLE TABLES
+    TEMPORARY THEN TO TRANSACTION TRIGGER TRUE TRUNCATE UNION UNIQUE UNLOCK UPDATE USE USING
+    VALUES VIEW WHEN WHERE WHILE WITH XA
+    AVG COUNT MAX MIN SUM CONCAT COALESCE IFNULL NOW CAST CONVERT CHARACTER READ WRITE
+""".split())  # reserved words (and common functions) only: "data", "status", "value" are column names too
 
 # A word before "(" that is not one of these is a function or table name: "COUNT(*)", "t(a, b)".
 _SPACED_BEFORE_PAREN = frozenset("""
@@ -104,6 +102,9 @@ def _normalized(significant: list[tuple[str, str]]) -> list[str]:
     kinds: list[str] = []
     for kind, value in significant:
         if kind in LITERALS or kind == "param":
+            if out and kinds[-1] == "word" and out[-1].startswith("_"):
+                out.pop()  # a character set introducer: _binary X'..', _utf8mb4 'x'
+                kinds.pop()
             if out and out[-1] in ("-", "+") and (len(out) == 1 or kinds[-2] in ("op", "keyword")
                                                   and out[-2] not in (")",)):
                 out.pop()
@@ -135,7 +136,7 @@ def _collapse_lists(out: list[str]) -> list[str]:
         token = out[i]
         result.append(token)
         i += 1
-        if token not in ("IN", "VALUES", "VALUE") or i >= n or out[i] != "(":
+        if token not in ("IN", "VALUES") or i >= n or out[i] != "(":
             continue
         j = i
         tuples = 0

@@ -62,7 +62,10 @@ class _SpanState:
 class HttpObserver:
     """``ConnectionObserver`` for one HTTP/1.1 connection. Never raises into the proxy."""
 
-    __slots__ = ("context", "telemetry", "conversation", "inbound", "kind", "client", "propagate", "_slow_ms", "_counted_desync")
+    __slots__ = (
+        "context", "telemetry", "conversation", "inbound", "kind", "client", "propagate", "_slow_ms",
+        "_counted_desync", "_add", "_cap", "_started", "_finished", "_remote",
+    )
 
     def __init__(self, context: ListenerContext, telemetry: Telemetry, *, propagate: bool | None = None) -> None:
         self.context = context
@@ -74,6 +77,12 @@ class HttpObserver:
         self.client: dict = {}
         self._slow_ms = getattr(telemetry, "slow_ms", math.inf)
         self._counted_desync = False
+        self._remote = context.remote_service
+        # optional fast paths of agents.telemetry.Recorder, looked up once per connection
+        self._add = getattr(telemetry, "add", None)
+        self._cap = getattr(telemetry, "endpoint", None)
+        self._started = getattr(telemetry, "inbound_started", None) if self.inbound else None
+        self._finished = getattr(telemetry, "inbound_finished", None) if self.inbound else None
 
     def connection_made(self, client_address: tuple | None) -> None:
         """Optional hook: the proxy tells who the client is (a SERVER span's remote endpoint)."""
@@ -141,14 +150,21 @@ class HttpObserver:
         head = exchange.head
         incoming = tracecontext.extract(head)
         replacement = None
-        if self.inbound and incoming is not None and incoming.span_id:
+        if incoming is None and self.inbound:
+            # the common case: a new trace
+            trace_id = tracecontext.new_trace_id()
+            state = _SpanState(trace_id, tracecontext.new_span_id(), "", telemetry.should_sample(trace_id, None), False, False)
+            if self.propagate:
+                headers = tracecontext.headers_for(state.trace_id, state.span_id, "", state.sampled, False, tracecontext.B3_MULTI | tracecontext.W3C)
+                replacement = head[:-2] + headers + b"\r\n"
+        elif self.inbound and incoming.span_id:
             state = _SpanState(
                 incoming.trace_id, incoming.span_id, incoming.parent_id,
                 telemetry.should_sample(incoming.trace_id, incoming.sampled), incoming.debug, True,
             )
         else:
             if self.inbound:
-                parent_trace, parent_span, parent_sampled = "", "", incoming.sampled if incoming else None
+                parent_trace, parent_span, parent_sampled = "", "", incoming.sampled
             elif incoming is not None and incoming.span_id:
                 parent_trace, parent_span, parent_sampled = incoming.trace_id, incoming.span_id, incoming.sampled
             else:
@@ -168,8 +184,8 @@ class HttpObserver:
                 headers = tracecontext.headers_for(state.trace_id, state.span_id, state.parent_id, state.sampled, debug, formats)
                 replacement = tracecontext.rewrite(head, headers, incoming is not None)
         exchange.tag = state
-        if self.inbound and hasattr(telemetry, "inbound_started"):
-            telemetry.inbound_started(id(exchange), state.trace_id, state.span_id, state.sampled)
+        if self._started is not None:
+            self._started(id(exchange), state.trace_id, state.span_id, state.sampled)
         return replacement
 
     def _finish_all(self) -> None:
@@ -180,10 +196,9 @@ class HttpObserver:
                 logger.exception("HTTP observer failed to account for an exchange")
 
     def _finish(self, exchange: Exchange) -> None:
-        telemetry = self.telemetry
         state: _SpanState | None = exchange.tag
-        if self.inbound and hasattr(telemetry, "inbound_finished"):
-            telemetry.inbound_finished(id(exchange))
+        if self._finished is not None:
+            self._finished(id(exchange))
         status = exchange.status
         outcome = exchange.outcome
         if outcome == ABORTED:
@@ -193,21 +208,25 @@ class HttpObserver:
         else:
             status_class = _STATUS_CLASSES.get(status // 100, UNKNOWN)
             error = status >= 500
-        route = routes.normalize(exchange.target)
         method = exchange.method
-        endpoint = f"{method} {route}"
-        if hasattr(telemetry, "endpoint"):
-            endpoint = telemetry.endpoint(self.kind, self.context.remote_service, endpoint)
-        duration_ns = max(exchange.response_end_ns - exchange.request_start_ns, 0)
+        endpoint = method + " " + routes.normalize(exchange.target)
+        duration_ns = exchange.response_end_ns - exchange.request_start_ns
+        if duration_ns < 0:
+            duration_ns = 0
         duration_ms = duration_ns / 1e6
-        telemetry.observe(
-            kind=self.kind, endpoint=endpoint, method=method, status_class=status_class,
-            remote_service=self.context.remote_service, database="", duration_ms=duration_ms, error=error,
-            request_bytes=exchange.request_body_bytes, response_bytes=exchange.response_body_bytes,
-        )
+        if self._add is not None:
+            endpoint = self._cap(self.kind, self._remote, endpoint)
+            self._add((self.kind, self._remote, endpoint, method, status_class, ""), duration_ms, error, 0,
+                      exchange.request_body_bytes, exchange.response_body_bytes)
+        else:
+            self.telemetry.observe(
+                kind=self.kind, endpoint=endpoint, method=method, status_class=status_class,
+                remote_service=self._remote, database="", duration_ms=duration_ms, error=error,
+                request_bytes=exchange.request_body_bytes, response_bytes=exchange.response_body_bytes,
+            )
         if state is None or not (state.sampled or error or duration_ms >= self._slow_ms):
             return
-        telemetry.emit_span(self._span(exchange, state, endpoint, status_class, error, duration_ns))
+        self.telemetry.emit_span(self._span(exchange, state, endpoint, status_class, error, duration_ns))
 
     def _span(self, exchange: Exchange, state: _SpanState, endpoint: str, status_class: str, error: bool, duration_ns: int) -> dict:
         context = self.context

@@ -76,13 +76,18 @@ class Recorder:
         request_bytes: int = 0,
         response_bytes: int = 0,
     ) -> None:
+        endpoint = self.endpoint(kind, remote_service, endpoint)
+        self.add((kind, remote_service, endpoint, method, status_class, database), duration_ms, error, rows, request_bytes, response_bytes)
+
+    def add(self, key: tuple, duration_ms: float, error: bool, rows: int, request_bytes: int, response_bytes: int) -> None:
+        """``observe`` with the key ready (kind, remote_service, capped endpoint, method,
+        status_class, database): the positional fast path the HTTP observer uses."""
         start = int(self._clock()) // self.interval_s * self.interval_s
         if start > self._current_start:
             self._close_current(start)
-        endpoint = self.endpoint(kind, remote_service, endpoint)
-        key = (kind, remote_service, endpoint, method, status_class, database)
         record = self._current.get(key)
         if record is None:
+            kind, remote_service, endpoint, method, status_class, database = key
             record = self._current[key] = LatencyRecord(
                 self._current_start, self.interval_s, self.service, self.instance, self.version,
                 kind, endpoint, method, status_class, remote_service, database,

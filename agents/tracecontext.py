@@ -59,6 +59,9 @@ def extract(head: bytes) -> IncomingContext | None:
 
     B3 wins over traceparent when both are valid (Zipkin is the compatibility target)."""
     lowered = head.lower()
+    # cheap pre-check (C substring search); most requests carry no context
+    if b"b3" not in lowered and b"traceparent" not in lowered:
+        return None
     if not any(marker in lowered for marker in _MARKERS):
         return None
     fields: dict[bytes, str] = {}
@@ -108,6 +111,13 @@ def extract(head: bytes) -> IncomingContext | None:
 
 def headers_for(trace_id: str, span_id: str, parent_id: str, sampled: bool, debug: bool, formats: int) -> bytes:
     """Header lines (each ending CRLF) carrying this context in the given formats."""
+    if formats == B3_MULTI | W3C and not parent_id and not debug and len(trace_id) == 32:
+        # the common case, a new trace, formatted in one go
+        flag = "1" if sampled else "0"
+        return (
+            "X-B3-TraceId: %s\r\nX-B3-SpanId: %s\r\nX-B3-Sampled: %s\r\ntraceparent: 00-%s-%s-0%s\r\n"
+            % (trace_id, span_id, flag, trace_id, span_id, flag)
+        ).encode()
     lines = []
     if formats & B3_MULTI:
         lines.append(f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\n")

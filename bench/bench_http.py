@@ -1,0 +1,237 @@
+"""HTTP sidecar benchmark: Debian nginx directly vs through the agent, in the same run.
+
+    .venv/bin/python bench/bench_http.py [--wrk-seconds 5] [--rate-seconds 8] [--rate 1000]
+
+The agent runs as ``meshscope agent`` with every feature on at its defaults (HTTP parsing, trace
+context, spans at the default sampling, metrics, resource sampling, health probes) and publishes
+to a tansu broker started here. Measured:
+
+- throughput at saturation with wrk (ratio agent / direct);
+- added latency p50 and p99 at a fixed request rate on keep-alive connections (an open-loop
+  asyncio client: each of 10 connections sends on a fixed schedule, latency is measured from the
+  scheduled send time, so queueing is not hidden);
+- agent CPU seconds per 1,000 requests during the fixed-rate run (psutil on the agent process);
+- agent RSS after the runs.
+
+Prints figures, then a last line
+``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N``.
+Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from meshscope.devbroker import TansuBroker, free_port, wait_for_port
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+error_log {root}/error.log warn;
+pid {root}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+    }}
+}}
+"""
+PATH = "/1k.bin"
+CONNECTIONS = 10
+
+
+def start_nginx(root: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    (root / "www").mkdir(parents=True)
+    (root / "www" / "1k.bin").write_bytes(os.urandom(1024))
+    root.chmod(0o755)
+    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port("127.0.0.1", port)
+    return process, port
+
+
+def start_agent(upstream_port: int, bootstrap: str, spool: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meshscope.cli", "agent", "--service", "bench", "--version", "v1",
+         "--inbound", f"127.0.0.1:{port}=127.0.0.1:{upstream_port}/http",
+         "--kafka-bootstrap", bootstrap, "--agent-spool-dir", str(spool)],
+        stdout=subprocess.DEVNULL, stderr=open(spool.parent / "agent.log", "wb"),
+    )
+    wait_for_port("127.0.0.1", port)
+    return process, port
+
+
+def wrk(port: int, seconds: float, connections: int = 32) -> float:
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(int(round(seconds)), 1)}s", f"http://127.0.0.1:{port}{PATH}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection; a response is complete when ``response_size`` bytes arrived
+    (nginx answers a static file with a response of constant size)."""
+
+    def __init__(self, response_size: int) -> None:
+        self.response_size = response_size
+        self.received = 0
+        self.waiter: asyncio.Future | None = None
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received >= self.response_size and self.waiter is not None and not self.waiter.done():
+            self.received -= self.response_size
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+
+REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+
+def response_size(port: int) -> int:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    # the benchmark's requests are keep-alive: same response without "Connection: close"
+    return len(data) - len(b"Connection: close\r\n")
+
+
+async def fixed_rate(port: int, rate: float, seconds: float, size: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    clients = []
+    for _ in range(CONNECTIONS):
+        _, protocol = await loop.create_connection(lambda: _Client(size), "127.0.0.1", port)
+        clients.append(protocol)
+    latencies: list[float] = []
+    interval = CONNECTIONS / rate
+    # perf_counter, not loop.time(): uvloop's clock has millisecond resolution
+    clock = time.perf_counter
+    start = clock() + 0.05
+
+    async def run(index: int, client: _Client) -> None:
+        due = start + index * interval / CONNECTIONS
+        end = start + seconds
+        while due < end:
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client.waiter = loop.create_future()
+            client.transport.write(REQUEST)
+            await client.waiter
+            latencies.append(clock() - due)
+            due += interval
+
+    await asyncio.gather(*(run(i, c) for i, c in enumerate(clients)))
+    for client in clients:
+        client.transport.close()
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * (len(ordered) - 1)), len(ordered) - 1)]
+
+
+def measure_fixed_rate(port: int, rate: float, seconds: float, size: int) -> tuple[float, float, int]:
+    import uvloop
+
+    latencies = uvloop.run(fixed_rate(port, rate, seconds, size))
+    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, len(latencies)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wrk-seconds", type=float, default=5)
+    parser.add_argument("--rate-seconds", type=float, default=8)
+    parser.add_argument("--rate", type=float, default=1000)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"bench_http: {tool} not found (apt-get install nginx wrk)", file=sys.stderr)
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    broker = TansuBroker(log_path=work / "tansu.log").start()
+    nginx, nginx_port = start_nginx(work / "nginx")
+    agent, agent_port = start_agent(nginx_port, broker.bootstrap, work / "spool")
+    try:
+        agent_process = psutil.Process(agent.pid)
+        size = response_size(nginx_port)
+        if response_size(agent_port) != size:
+            raise SystemExit("bench_http: the agent changed the response")
+        wrk(nginx_port, 1)  # warm-up
+        wrk(agent_port, 1)
+        direct_rps = wrk(nginx_port, args.wrk_seconds)
+        agent_rps = wrk(agent_port, args.wrk_seconds)
+        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}): direct {direct_rps:,.0f} req/s, through agent {agent_rps:,.0f} req/s")
+
+        measure_fixed_rate(nginx_port, args.rate, 1, size)  # warm-up
+        measure_fixed_rate(agent_port, args.rate, 1, size)
+        direct_p50, direct_p99, _ = measure_fixed_rate(nginx_port, args.rate, args.rate_seconds, size)
+        cpu_before = sum(agent_process.cpu_times()[:2])
+        started = time.monotonic()
+        agent_p50, agent_p99, count = measure_fixed_rate(agent_port, args.rate, args.rate_seconds, size)
+        elapsed = time.monotonic() - started
+        cpu = sum(agent_process.cpu_times()[:2]) - cpu_before
+        rss_mb = agent_process.memory_info().rss / 1e6
+        print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
+        print(f"  direct       p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
+        print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
+        cpu_per_1000 = cpu / count * 1000
+        print(f"agent CPU {cpu:.2f} s over {elapsed:.1f} s = {cpu_per_1000:.4f} CPU-seconds per 1,000 requests "
+              f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
+        print(
+            f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
+            f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f}"
+        )
+        return 0
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        nginx.terminate()
+        nginx.wait(5)
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

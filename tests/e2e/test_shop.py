@@ -93,7 +93,13 @@ def check_everything_accounted_for(stack: ShopStack, report: dict) -> None:
     real_graph = {(a, DB_SERVICE_NAME if b == "mariadb" else b) for a, b in topology.call_graph()}
     end_ts = int(time.time() * 1000)
     links = httpx.get(f"{api}/api/v2/dependencies", params={"endTs": end_ts, "lookback": 3_600_000}, timeout=30).json()
-    assert {(link["parent"], link["child"]) for link in links} == real_graph
+    graph = {(link["parent"], link["child"]) for link in links}
+    if graph != real_graph:  # links arrive with the spans; give the last intervals time to land
+        graph = wait_for(real_graph, lambda: {(link["parent"], link["child"]) for link in httpx.get(
+            f"{api}/api/v2/dependencies", params={"endTs": int(time.time() * 1000), "lookback": 3_600_000},
+            timeout=30).json()}, timeout=30)
+    worker_spans = httpx.get(f"{api}/api/v2/traces", params={"serviceName": "queue-worker", "limit": 5}, timeout=30).json()
+    assert graph == real_graph, f"queue-worker traces: {json.dumps(worker_spans)[:3000]}"
 
     # 3. traces front-end -> orders -> payment are complete where headers are forwarded
     traces = httpx.get(f"{api}/api/v2/traces", params={"serviceName": "payment", "limit": 20, "endTs": end_ts},

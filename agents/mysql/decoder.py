@@ -409,8 +409,11 @@ class MySQLConnectionDecoder:
                     return  # e.g. the server announcing it closes an idle connection
                 raise MySQLDecodeError("server packet with no request pending")
             command = self._pending[0]
-            self._check_seq(command, packet)
-            command.response_bytes += _wire_bytes(packet)
+            if packet.seq != command.expected_seq:
+                raise MySQLDecodeError(f"sequence id {packet.seq}, expected {command.expected_seq}")
+            last_seq = packet.last_seq
+            command.expected_seq = (last_seq + 1) & 0xFF
+            command.response_bytes += packet.length + 4 * (((last_seq - packet.seq) & 0xFF) + 1)
             if self._response(command, packet):
                 self._pending.popleft()
                 self._emit(command, events)

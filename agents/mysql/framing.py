@@ -9,11 +9,13 @@ costs ``keep`` bytes of memory, never 20 MB.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from agents.mysql.protocol import MAX_FRAME
 
 DEFAULT_KEEP = 64 * 1024
+_HEADER = struct.Struct("<I")
 
 
 @dataclass(slots=True)
@@ -56,7 +58,7 @@ class PacketFramer:
         self._seq = 0
         self._last_seq = 0
         self._start_ns = 0
-        self._view: memoryview | None = None
+        self._view: bytes | None = None
         self._pos = 0
         self._end = 0
 
@@ -76,7 +78,8 @@ class PacketFramer:
         return packets
 
     def begin(self, data: bytes) -> None:
-        self._view = memoryview(data)
+        # Indexing bytes is cheaper than a memoryview; slices copy only what is kept.
+        self._view = data
         self._pos, self._end = 0, len(data)
 
     def end(self) -> None:
@@ -140,15 +143,18 @@ class PacketFramer:
         if self._in_packet or self._header:
             return 0, seq, 0
         view, pos, end = self._view, self._pos, self._end
-        start, rows = pos, 0
-        while pos + 4 < end:
-            length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
-            if (length >= MAX_FRAME or pos + 4 + length > end or view[pos + 3] != seq or not length
+        start, rows, limit = pos, 0, end - 4
+        header_at = _HEADER.unpack_from
+        while pos < limit:
+            header = header_at(view, pos)[0]  # 3-byte length | sequence id << 24
+            length = header & 0xFFFFFF
+            following = pos + 4 + length
+            if (header >> 24 != seq or following > end or not length or length == MAX_FRAME
                     or view[pos + 4] >= 0xFE):
                 break
             rows += 1
             seq = (seq + 1) & 0xFF
-            pos += 4 + length
+            pos = following
         self._pos = pos
         return rows, seq, pos - start
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _TOKEN = re.compile(
     r"""
@@ -176,6 +177,7 @@ def _digest(significant: list[tuple[str, str]]) -> str:
     return "".join(parts).rstrip(" ;")
 
 
+@lru_cache(maxsize=1024)  # prepared statements and repeated queries mask the same text
 def mask(sql: str) -> str:
     """``sql`` with every literal replaced by ``?``, everything else (comments too) as written."""
     return "".join("?" if kind in LITERALS else value for kind, value in tokens(sql))

@@ -35,6 +35,8 @@ class Agent:
             max_endpoints=settings.max_endpoints, max_queued_spans=settings.max_queued_spans,
         )
         self.recorder.propagate = settings.propagate_context
+        if any(spec.protocol == "mysql" for spec in listeners):
+            self._set_mysql_options(settings)
         self.listeners = [Listener(spec.context(settings), self.recorder) for spec in listeners]
         self.proxy = Proxy(self.listeners)
         inbound = [spec for spec in listeners if spec.direction == "inbound"]
@@ -53,6 +55,16 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
         self._stopped: asyncio.Event | None = None
         self._shutdown_done = False
+
+    def _set_mysql_options(self, settings: AgentSettings) -> None:
+        # the MySQL observer reads its options from the telemetry (see agents/mysql/observer.py)
+        try:
+            from agents.mysql.observer import MySQLOptions
+        except ImportError:
+            return
+        self.recorder.mysql_options = MySQLOptions(
+            capture_params=settings.capture_sql_params, mask_literals=settings.mask_sql_literals, slow_ms=settings.slow_ms,
+        )
 
     async def start(self) -> None:
         self._stopped = asyncio.Event()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agents.mysql.support import RecordingTelemetry, Relay
+from tests.agents.mysql.support import ProxyRelay, RecordingTelemetry
 
 DATABASE = "meshscope_mysql_agent"
 
@@ -28,6 +28,7 @@ def telemetry():
 
 @pytest.fixture
 def relay(mysql_db, telemetry):
-    relay = Relay(mysql_db.host, mysql_db.port, telemetry).start()
+    """The real proxy with MySQLObservers (and a byte tap) in front of MariaDB."""
+    relay = ProxyRelay(mysql_db.host, mysql_db.port, telemetry).start()
     yield relay
     relay.stop()

@@ -1,7 +1,8 @@
-"""Test doubles for the MySQL observer tests: a recording Telemetry, and a tiny asyncio TCP relay
-(in a background thread) that forwards bytes between a real client and the real MariaDB through
-a ConnectionObserver, keeping copies to check that forwarding is byte-exact. The relay stands in
-for agents/proxy.py where a test needs to see raw bytes."""
+"""Helpers for the MySQL observer tests: a recording Telemetry; ``ProxyRelay``, the real proxy
+(agents/proxy.py) with a MySQLObserver per connection, feeding a recording telemetry, in front of
+a byte-recording ``Tap`` in front of the real MariaDB, so that tests see what the client sent,
+what the proxy forwarded and what the server answered; and ``Relay``, the small asyncio relay the
+tests used before the proxy existed (kept as the tap, and for isolating the decoder from it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from agents.mysql.observer import MySQLObserver, MySQLOptions
 from agents.observer import ListenerContext, TraceContext
+from agents.tcp import PassThroughObserver
 
 
 @dataclass
@@ -59,7 +61,8 @@ class Connection:
 
 
 class Relay:
-    """``Relay(upstream_host, upstream_port, telemetry).start()``; ``.port`` to connect to."""
+    """``Relay(upstream_host, upstream_port, telemetry).start()``; ``.port`` to connect to.
+    ``telemetry=None``: a plain byte-recording tap, no observer."""
 
     def __init__(self, host: str, port: int, telemetry, direction: str = "outbound",
                  options: MySQLOptions | None = None, keep_bytes: bool = True) -> None:
@@ -94,8 +97,8 @@ class Relay:
             connection.done.wait(max(0.0, deadline - time.monotonic()))
 
     async def _serve(self, client_reader, client_writer) -> None:
-        observer = MySQLObserver(context(f"{self.upstream[0]}:{self.upstream[1]}", self.direction),
-                                 self.telemetry, self.options)
+        observer = (MySQLObserver(context(f"{self.upstream[0]}:{self.upstream[1]}", self.direction),
+                                  self.telemetry, self.options) if self.telemetry is not None else PassThroughObserver())
         connection = Connection(observer)
         self.connections.append(connection)
         server_reader, server_writer = await asyncio.open_connection(*self.upstream)
@@ -129,3 +132,83 @@ class Relay:
         )
         observer.closed(time.monotonic_ns())
         connection.done.set()
+
+
+class _RecordingObserver:
+    """Wraps the MySQLObserver the proxy drives, keeping copies of what passes through it."""
+
+    def __init__(self, observer: MySQLObserver, connection: Connection) -> None:
+        self.observer = observer
+        self.connection = connection
+
+    def client_data(self, data: bytes, now_ns: int) -> bytes:
+        out = self.observer.client_data(data, now_ns)
+        self.connection.from_client += data
+        self.connection.transcript.append(("c", data, now_ns))
+        return out
+
+    def server_data(self, data: bytes, now_ns: int) -> None:
+        self.observer.server_data(data, now_ns)
+        self.connection.to_client += data  # the proxy writes to the client what it showed us
+        self.connection.transcript.append(("s", data, now_ns))
+
+    def closed(self, now_ns: int) -> None:
+        self.observer.closed(now_ns)
+        self.connection.done.set()
+
+    def is_idle(self) -> bool:
+        return self.observer.is_idle()
+
+
+class ProxyRelay:
+    """The real proxy (a Listener of agents/proxy.py on its own loop thread) with MySQLObservers,
+    forwarding to a byte-recording ``Tap`` in front of MariaDB. ``.connections`` as for Relay:
+    ``from_client``/``to_client`` are what the proxy got from each side; ``to_server``/``from_server``
+    come from the tap (matched in ``check_forwarding``, since the tap cannot tell connections apart)."""
+
+    def __init__(self, host: str, port: int, telemetry, direction: str = "outbound",
+                 options: MySQLOptions | None = None) -> None:
+        self.tap = Relay(host, port, None)
+        self.telemetry = telemetry
+        self.direction = direction
+        self.options = options or MySQLOptions()
+        self.connections: list[Connection] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._listener = None
+
+    def _factory(self, listener_context: ListenerContext, telemetry) -> _RecordingObserver:
+        connection = Connection(MySQLObserver(listener_context, telemetry, self.options))
+        self.connections.append(connection)
+        return _RecordingObserver(connection.observer, connection)
+
+    def start(self) -> ProxyRelay:
+        from agents.proxy import Listener
+
+        self.tap.start()
+        self._thread.start()
+        self._listener = Listener(context(f"127.0.0.1:{self.tap.port}", self.direction), self.telemetry,
+                                  factory=self._factory)
+        asyncio.run_coroutine_threadsafe(self._listener.start(), self._loop).result(10)
+        self.port = self._listener.listen_port
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._listener.stop_accepting)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self.tap.stop()
+
+    def wait_closed(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        for connection in list(self.connections):
+            connection.done.wait(max(0.0, deadline - time.monotonic()))
+        self.tap.wait_closed(max(0.1, deadline - time.monotonic()))
+
+    def check_forwarding(self) -> None:
+        """Byte for byte: what each client sent reached the server, and what the server sent is
+        what the proxy handed to its client."""
+        self.wait_closed()
+        assert sorted(bytes(c.from_client) for c in self.connections) == sorted(bytes(t.to_server) for t in self.tap.connections)
+        assert sorted(bytes(c.to_client) for c in self.connections) == sorted(bytes(t.from_server) for t in self.tap.connections)

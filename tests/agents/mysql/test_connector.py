@@ -1,6 +1,6 @@
 """mysql-connector-python (pure Python) with server-side prepared statements: the binary protocol,
 bound parameters, cursors with COM_STMT_FETCH, SEND_LONG_DATA, RESET, CLOSE, RESET_CONNECTION,
-STATISTICS, through the relay against the real MariaDB."""
+STATISTICS, through the real proxy against the real MariaDB."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from agents.mysql.observer import MySQLOptions
 from tests.agents.mysql.conftest import DATABASE
-from tests.agents.mysql.support import Relay
+from tests.agents.mysql.support import ProxyRelay
 
 
 def connect(server, port: int):
@@ -31,7 +31,7 @@ def table(mysql_db):
 
 @pytest.fixture
 def capturing_relay(table, telemetry):
-    relay = Relay(table.host, table.port, telemetry, options=MySQLOptions(capture_params=True)).start()
+    relay = ProxyRelay(table.host, table.port, telemetry, options=MySQLOptions(capture_params=True)).start()
     yield relay
     relay.stop()
 
@@ -73,10 +73,8 @@ def test_prepared_statements_binary_rows_errors_and_params(capturing_relay, tele
     assert executes[1]["tags"]["sql.params"] == "1, 'owner1', 10.5"
     assert executes[3]["tags"]["mysql.error_code"] == "1062"
     assert executes[5]["tags"]["sql.params"] == "<long data>, 2"
-    capturing_relay.wait_closed()
-    connection = capturing_relay.connections[0]
-    assert connection.from_client == connection.to_server and connection.from_server == connection.to_client
-    assert connection.observer.decoder.stats.resyncs == 0
+    capturing_relay.check_forwarding()
+    assert capturing_relay.connections[0].observer.decoder.stats.resyncs == 0
 
 
 def test_cursor_fetch_reset_close_and_utility_commands(relay, telemetry, table):

@@ -1,4 +1,4 @@
-"""PyMySQL (text protocol) through the relay against the real MariaDB: every statement counted
+"""PyMySQL (text protocol) through the real proxy against the real MariaDB: every statement counted
 exactly once with the right rows and error code; forwarded bytes identical."""
 
 from __future__ import annotations
@@ -41,10 +41,8 @@ def summary(telemetry) -> list[tuple]:
 
 
 def assert_bytes_identical(relay) -> None:
-    relay.wait_closed()
+    relay.check_forwarding()
     for connection in relay.connections:
-        assert connection.from_client == connection.to_server
-        assert connection.from_server == connection.to_client
         assert connection.observer.decoder.stats.resyncs == 0
 
 

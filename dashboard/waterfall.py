@@ -1,0 +1,243 @@
+"""A trace as a tree of spans, its critical path, and its waterfall figure.
+
+The waterfall is one plotly figure drawn with WebGL (``Scattergl``): each span is a thick line
+segment on its own row, so a 10,000-span trace is a few arrays rather than 10,000 DOM nodes
+(Zipkin's classic UI drew one element per span and froze past a few thousand). The y axis shows
+about ``VISIBLE_ROWS`` rows at a time; the rest is reached by panning or zooming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+
+from dashboard.theme import CRITICAL_COLOR, ERROR_COLOR, service_color
+
+VISIBLE_ROWS = 40
+ROW_PX = 20
+
+
+@dataclass(slots=True)
+class SpanNode:
+    key: int  # position in the trace's span list: stable for a given trace, small in the browser
+    span: dict
+    start_us: int
+    end_us: int
+    children: list[SpanNode] = field(default_factory=list)
+    depth: int = 0
+
+    @property
+    def service(self) -> str:
+        return (self.span.get("localEndpoint") or {}).get("serviceName") or "unknown"
+
+    @property
+    def name(self) -> str:
+        return self.span.get("name") or ""
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+    @property
+    def error(self) -> bool:
+        return "error" in (self.span.get("tags") or {})
+
+
+@dataclass(slots=True)
+class TraceTree:
+    nodes: list[SpanNode]
+    roots: list[SpanNode]
+    critical: set[int]  # keys of the spans on the critical path
+    start_us: int
+    end_us: int
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+    @property
+    def depth(self) -> int:
+        return 1 + max((n.depth for n in self.nodes), default=-1)
+
+    @property
+    def services(self) -> list[str]:
+        return sorted({n.service for n in self.nodes})
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallRow:
+    node: SpanNode
+    collapsed: bool  # has children that are hidden
+
+
+def build_tree(spans: Sequence[dict]) -> TraceTree:
+    """Link spans to their parents. The server half of a shared span (same id as the client span,
+    ``shared: true``) hangs under its client half; spans whose parent is missing become roots."""
+    nodes: list[SpanNode] = []
+    for key, span in enumerate(spans):
+        start = int(span.get("timestamp") or 0)
+        nodes.append(SpanNode(key, span, start, start + int(span.get("duration") or 0)))
+    # spans without a timestamp (partial reports) are placed at the trace's start
+    known = [n.start_us for n in nodes if n.start_us]
+    trace_start = min(known, default=0)
+    for node in nodes:
+        if not node.start_us:
+            node.start_us = node.end_us = trace_start
+
+    by_id: dict[str, SpanNode] = {}
+    for node in nodes:
+        if not node.span.get("shared") or node.span["id"] not in by_id:
+            by_id.setdefault(node.span["id"], node)
+    roots: list[SpanNode] = []
+    for node in nodes:
+        span = node.span
+        if span.get("shared") and by_id.get(span["id"]) is not node:
+            parent = by_id.get(span["id"])
+        else:
+            parent = by_id.get(span.get("parentId") or "")
+        if parent is None or parent is node:
+            roots.append(node)
+        else:
+            parent.children.append(node)
+    roots.sort(key=lambda n: n.start_us)
+    # depth-first from the roots; a span reached twice is cut off there, and spans only reachable
+    # through a cycle (bad data) start a tree of their own, so every span is shown exactly once
+    seen: set[int] = set()
+    pending = list(roots)
+    while True:
+        stack = [(root, 0) for root in reversed(pending)]
+        while stack:
+            node, depth = stack.pop()
+            seen.add(node.key)
+            node.depth = depth
+            node.children = sorted((c for c in node.children if c.key not in seen), key=lambda n: n.start_us)
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+        unseen = [n for n in nodes if n.key not in seen]
+        if not unseen:
+            break
+        pending = [min(unseen, key=lambda n: (n.start_us, n.key))]
+        roots.extend(pending)
+    end = max((n.end_us for n in nodes), default=trace_start)
+    return TraceTree(nodes, roots, _critical_path(roots), trace_start, end)
+
+
+def _critical_path(roots: Iterable[SpanNode]) -> set[int]:
+    """Spans that bound the trace's duration (Jaeger's algorithm): from the root, the child that
+    finishes last is critical, then the child finishing last before that one started, and so on,
+    recursively."""
+    critical: set[int] = set()
+    root = max(roots, key=lambda n: n.duration_us, default=None)
+    if root is None:
+        return critical
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        critical.add(node.key)
+        cursor = node.end_us
+        for child in sorted(node.children, key=lambda c: c.end_us, reverse=True):
+            if child.start_us >= cursor or child.key in critical:
+                continue
+            stack.append(child)
+            cursor = child.start_us
+    return critical
+
+
+def visible_rows(tree: TraceTree, collapsed: Iterable[int] = ()) -> list[WaterfallRow]:
+    """Rows in depth-first order, skipping the descendants of collapsed spans."""
+    hidden = set(collapsed)
+    rows: list[WaterfallRow] = []
+    stack = list(reversed(tree.roots))
+    while stack:
+        node = stack.pop()
+        is_collapsed = node.key in hidden and bool(node.children)
+        rows.append(WaterfallRow(node, is_collapsed))
+        if not is_collapsed:
+            stack.extend(reversed(node.children))
+    return rows
+
+
+def row_label(row: WaterfallRow) -> str:
+    marker = "+ " if row.collapsed else ("- " if row.node.children else "  ")
+    # non-breaking spaces: SVG tick labels drop leading ordinary spaces
+    return "\u00a0" * (2 * min(row.node.depth, 30)) + marker.replace(" ", "\u00a0") + f"{row.node.service}: {row.node.name}"
+
+
+def waterfall_figure(tree: TraceTree, collapsed: Iterable[int] = (), selected: int | None = None) -> go.Figure:
+    """The waterfall: x is milliseconds since the trace's start, one row per visible span."""
+    rows = visible_rows(tree, collapsed)
+    start = tree.start_us
+    by_service: dict[str, tuple[list, list]] = {}
+    overlay: dict[str, tuple[list, list]] = {"critical": ([], []), "error": ([], []), "selected": ([], [])}
+    hover_x, hover_y, hover_text, hover_key = [], [], [], []
+    for y, row in enumerate(rows):
+        node = row.node
+        x0, x1 = (node.start_us - start) / 1000, (node.end_us - start) / 1000
+        x1 = max(x1, x0 + tree.duration_us / 1000 * 0.002)  # zero-length spans stay visible
+        xs, ys = by_service.setdefault(node.service, ([], []))
+        xs += (x0, x1, None)
+        ys += (y, y, None)
+        for flag, on in (("critical", node.key in tree.critical), ("error", node.error), ("selected", node.key == selected)):
+            if on:
+                overlay[flag][0].extend((x0, x1, None))
+                overlay[flag][1].extend((y, y, None))
+        text = (f"{node.service}: {node.name}<br>{node.duration_us / 1000:.3f} ms at +{x0:.3f} ms"
+                + ("<br>critical path" if node.key in tree.critical else "") + ("<br>error" if node.error else ""))
+        for x in (x0, (x0 + x1) / 2, x1):
+            hover_x.append(x)
+            hover_y.append(y)
+            hover_text.append(text)
+            hover_key.append(node.key)
+    bar_width = ROW_PX * 0.6
+    traces = [go.Scattergl(x=xs, y=ys, mode="lines", name=service, hoverinfo="skip",
+                           line={"color": service_color(service), "width": bar_width})
+              for service, (xs, ys) in sorted(by_service.items())]
+    for flag, label, color, width in (("critical", "critical path", CRITICAL_COLOR, 3), ("error", "error", ERROR_COLOR, 3),
+                                      ("selected", "selected", "#111111", bar_width + 4)):
+        xs, ys = overlay[flag]
+        if not xs:
+            continue
+        trace = go.Scattergl(x=xs, y=ys, mode="lines", name=label, hoverinfo="skip", line={"color": color, "width": width},
+                             opacity=0.35 if flag == "selected" else 1.0)
+        if flag == "selected":
+            traces.insert(0, trace)  # under the bar: a halo
+        else:
+            traces.append(trace)
+    figure = go.Figure(traces)
+    figure.add_trace(go.Scattergl(
+        x=hover_x, y=hover_y, mode="markers", name="spans", showlegend=False, customdata=hover_key,
+        text=hover_text, hovertemplate="%{text}<extra></extra>", marker={"size": ROW_PX * 0.6, "opacity": 0.01, "color": "#000"},
+    ))
+    shown = min(len(rows), VISIBLE_ROWS)
+    height = 90 + ROW_PX * max(shown, 3)
+    figure.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 40}, dragmode="pan", hovermode="closest",
+        uirevision=f"{tree.start_us}:{len(tree.nodes)}", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
+        xaxis={"title": "ms since trace start", "range": [0, tree.duration_us / 1000 * 1.01 or 1], "gridcolor": "#eeeeee",
+               "zeroline": False},
+        yaxis={"range": [shown - 0.5, -0.5], "tickmode": "array", "tickvals": list(range(len(rows))),
+               "ticktext": [row_label(r) for r in rows], "automargin": True, "showgrid": False, "zeroline": False,
+               "tickfont": {"family": "monospace", "size": 11}},
+    )
+    return figure
+
+
+def critical_path_ms(tree: TraceTree) -> float:
+    return sum(n.duration_us for n in tree.nodes if n.key in tree.critical) / 1000
+
+
+def span_rows(tree: TraceTree, collapsed: Iterable[int] = ()) -> list[dict]:
+    """Table rows (plain values) for the span list under the waterfall, in the waterfall's order."""
+    out = []
+    for row in visible_rows(tree, collapsed):
+        node = row.node
+        out.append({
+            "key": node.key, "service": node.service, "name": node.name, "id": node.span.get("id"),
+            "kind": node.span.get("kind") or "", "depth": node.depth,
+            "start_ms": round((node.start_us - tree.start_us) / 1000, 3), "duration_ms": round(node.duration_us / 1000, 3),
+            "children": len(node.children), "error": "error" if node.error else "",
+            "critical": "yes" if node.key in tree.critical else "",
+        })
+    return out

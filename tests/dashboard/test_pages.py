@@ -1,0 +1,174 @@
+"""Page callbacks as plain functions on seeded, contract-shaped data."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import state
+from dashboard.app import create_app, url_update
+from dashboard.pages import alerts, overview, recommendations, service, topology, trace, traces
+from tests.dashboard import seed
+from tests.dashboard.helpers import by_id, classes, text
+
+
+@pytest.fixture
+def source():
+    return seed.SeededSource()
+
+
+@pytest.fixture
+def app(source):
+    return create_app("http://unused", data_source=source)
+
+
+def test_overview_rows_carry_the_seeded_numbers(app, source):
+    rows, answer = overview.overview_rows(app, source, {})
+    assert answer.ok
+    by_service = {r["service"]: r for r in rows}
+    assert by_service["frontend"]["rps"] == 12.5
+    assert by_service["payments"]["instances"] == "1/2" and by_service["payments"]["instances_down"] == 1
+    assert by_service["payments"]["badges"] == "1 alert · 1 recommendation"
+    assert "/dashboard/service?service=orders" in by_service["orders"]["service_link"]
+    assert len(by_service["orders"]["sparkline"]) == 60
+
+
+def test_overview_asks_for_the_window_in_the_url(app, source):
+    fixed = {"range": "1000-5000"}
+    overview.overview_rows(app, source, fixed)
+    assert source.calls[-1] == ("analysis", "services", {"start": 1000, "end": 5000})
+
+
+def test_overview_table_takes_sort_and_filter_from_the_url(app, source):
+    body = overview.overview_body(app, source, {"sort": "p99:asc,bogus:desc", "filter": "{rps} > 5"})
+    grid = by_id(body, "overview-table")
+    assert grid.sort_by == [{"column_id": "p99", "direction": "asc"}]
+    assert grid.filter_query == "{rps} > 5"
+    assert overview.sort_to_param(grid.sort_by) == "p99:asc"
+
+
+def test_overview_shows_backend_errors_plainly(app, source):
+    source.api.broken.add("services")
+    body = overview.overview_body(app, source, {})
+    assert any("note-error" in c for c in classes(body))
+    assert "services: /services answered 500: seeded failure of services" in text(body)
+
+
+def test_overview_empty_state(app):
+    class Nothing(seed.SeededSource):
+        def analysis(self, resource, params=None):
+            return []
+
+    body = overview.overview_body(app, Nothing(), {})
+    assert "No service has reported in the last hour" in text(body)
+
+
+def test_service_page_has_figures_tables_and_verdict(app, source):
+    body = service.service_body(app, source, {"service": "orders"})
+    assert by_id(body, "service-rps").children == "7.25/s"
+    red = by_id(body, "service-red").figure
+    assert [t.name for t in red.data][:4] == ["p50", "p95", "p99", "max"] and len(red.data[0].x) == 60
+    endpoints = by_id(body, "endpoints-table").data
+    assert endpoints[0]["endpoint"] == "/orders/{id}" and "span=get+%2Forders%2F%7Bid%7D" in endpoints[0]["traces"]
+    sql = by_id(body, "sql-table").data
+    assert sql[0]["endpoint"].startswith("SELECT") and "remote=mysql" in sql[0]["traces"]
+    assert by_id(body, "version-verdict").children == "worse"
+    resources = by_id(body, "service-resources").figure
+    assert {t.name for t in resources.data if t.showlegend is not False} == {"orders-0 (v1)", "orders-1 (v2)", "orders-2 (v1)"}
+
+
+def test_service_page_marks_anomalies(app, source):
+    red = by_id(service.service_body(app, source, {"service": "payments"}), "service-red").figure
+    assert any(t.name == "anomaly" for t in red.data)
+    assert len(red.layout.shapes) == 1 and red.layout.shapes[0].yref == "y domain"  # the latency row
+
+
+def test_service_page_without_service_or_data(app, source):
+    assert "Choose a service" in text(service.service_body(app, source, {}))
+    body = service.service_body(app, source, {"service": "ghost"})
+    assert "ghost has no traffic" in text(body)
+    red = by_id(body, "service-red").figure
+    assert red.layout.annotations[0].text == "No requests from ghost in this window."
+
+
+def test_service_page_reports_each_failed_query_and_keeps_the_rest(app, source):
+    source.api.broken |= {"series", "resources"}
+    body = service.service_body(app, source, {"service": "orders"})
+    notes = text(body)
+    assert "series: /series answered 500" in notes and "resources: /resources answered 500" in notes
+    assert by_id(body, "endpoints-table").data
+
+
+def test_topology_elements_and_edge_table(app, source):
+    body = topology.topology_body(app, source, {})
+    graph = by_id(body, "topology-graph")
+    edges = [e["data"] for e in graph.elements if "source" in e["data"]]
+    assert {(e["source"], e["target"]) for e in edges} == {(a, b) for a, b, *_ in seed.EDGES}
+    bad = next(e for e in edges if e["target"] == "payments")
+    assert bad["color"] == "#c62828" and bad["label"] == "3.00/s · 8.00 % err · p99 470 ms"
+    assert next(e for e in edges if e["target"] == "mysql")["color"] == "#2e7d32"
+    assert {e["data"]["id"]: e["classes"] for e in graph.elements}["mysql"] == "database"
+    assert len(by_id(body, "topology-edges").data) == 4
+
+
+def test_topology_falls_back_to_dependency_links(app, source):
+    source.api.broken.add("topology")
+    body = topology.topology_body(app, source, {"range": "1000-3601000"})
+    edges = by_id(body, "topology-edges").data
+    orders = next(e for e in edges if e["target"] == "orders")
+    assert orders["rps"] == pytest.approx(7.25) and orders["source_of_data"] == "spans"
+    assert "dependency links from spans only" in text(body)
+
+
+def test_topology_click_through(app):
+    assert topology.click_target(app, {"range": "6h"}, {"id": "orders", "kind": "service"}, None) == ("/dashboard/service", "?range=6h&service=orders")
+    assert topology.click_target(app, {}, None, {"source": "orders", "target": "mysql"}) == ("/dashboard/traces", "?service=orders&remote=mysql")
+    assert topology.click_target(app, {}, {"id": "mysql", "kind": "database"}, None) is None
+
+
+def test_trace_search_query_and_results(app, source):
+    query = traces.zipkin_query({"service": "orders", "span": "get /orders", "tags": "error", "min_ms": "2.5", "limit": "5000",
+                                 "range": "1000-61000"})
+    assert query == {"endTs": 61000, "lookback": 60000, "limit": 1000, "serviceName": "orders", "spanName": "get /orders",
+                     "annotationQuery": "error", "minDuration": 2500}
+    body = traces.traces_body(app, source, {"service": "frontend"})
+    rows = by_id(body, "traces-table").data
+    assert {r["trace_id"]: r["spans"] for r in rows} == {seed.TRACE_ID: seed.TRACE_SPANS, "1" * 32: 6}
+    scatter = by_id(body, "traces-scatter").figure
+    assert {t.name: len(t.x) for t in scatter.data} == {"traces": 1, "traces with errors": 1}
+
+
+def test_trace_search_no_results_and_error(app, source):
+    body = traces.traces_body(app, source, {"service": "nobody"})
+    assert "No traces match" in text(body)
+    source.api.broken.add("traces")
+    assert "trace search: /traces answered 500" in text(traces.traces_body(app, source, {}))
+
+
+def test_trace_view(source):
+    cache = trace.TraceCache(source)
+    body = trace.trace_body(cache, seed.TRACE_ID)
+    assert by_id(body, "trace-span-count").children == str(seed.TRACE_SPANS)
+    assert by_id(body, "span-table").page_count == 1
+    missing = trace.trace_body(cache, "f" * 32)
+    assert "was not found" in text(missing)
+    spans, tree = cache.get(seed.TRACE_ID)
+    details = trace.span_details(spans, tree, 0)
+    assert "frontend: get /orders/{id}" in text(details) and "http.path" in text(details)
+
+
+def test_recommendations_and_alerts(app, source):
+    body = recommendations.recommendations_body(app, source, {})
+    assert "Scale out: 2 → 4 instances" in text(body) and text(body).index("payments") < text(body).index("frontend")
+    body = alerts.alerts_body(app, source, {})
+    assert by_id(body, "alerts-summary").children == "1 firing, 0 pending or resolved, 2 rules"
+    history = by_id(body, "history-table").data
+    assert history[1]["delivered"] == "no" and history[1]["last error"] == "connection refused"
+
+
+def test_url_state_round_trip():
+    assert state.encode_query({"range": "1h", "refresh": 30, "service": "a b", "filter": ""}) == "?service=a+b"
+    assert state.encode_query({"range": "6h", "refresh": 0, "service": "x"}) == "?range=6h&refresh=0&service=x"
+    assert url_update("?range=6h", range="6h") == (url_update.__globals__["no_update"],) * 2
+    new, synced = url_update("?service=x", range="24h")
+    assert new == synced == "?range=24h&service=x"
+    assert state.window({"range": "bogus"}, now_ms=10_000_000).start_ms == 10_000_000 - 3_600_000

@@ -1,0 +1,70 @@
+"""The trace tree, critical path and waterfall figure, including a 10,000-span trace."""
+
+from __future__ import annotations
+
+from dashboard.waterfall import build_tree, span_rows, visible_rows, waterfall_figure
+from tests.dashboard import seed
+
+
+def span(id_, parent=None, start=0, duration=10, service="svc", **extra):
+    out = {"traceId": "t", "id": id_, "timestamp": start, "duration": duration, "name": id_, "localEndpoint": {"serviceName": service}}
+    if parent:
+        out["parentId"] = parent
+    return out | extra
+
+
+def test_tree_depths_order_and_critical_path():
+    spans = [span("c", "a", 1030, 60), span("a", None, 1000, 100), span("b", "a", 1010, 15), span("d", "c", 1040, 10),
+             span("e", "b", 1012, 3)]
+    tree = build_tree(spans)
+    rows = visible_rows(tree)
+    assert [r.node.span["id"] for r in rows] == ["a", "b", "e", "c", "d"]
+    assert [r.node.depth for r in rows] == [0, 1, 2, 1, 2]
+    assert tree.duration_us == 100 and tree.depth == 3
+    # c ends last (1090); before c started (1030), b ended at 1025: both critical, with what they wait on
+    assert {spans[k]["id"] for k in tree.critical} == {"a", "b", "c", "d", "e"}
+
+
+def test_a_child_hidden_under_the_last_finisher_is_not_critical():
+    spans = [span("root", None, 1000, 100), span("hidden", "root", 1030, 20), span("late", "root", 1020, 75)]
+    tree = build_tree(spans)
+    assert {spans[k]["id"] for k in tree.critical} == {"root", "late"}
+
+
+def test_collapse_hides_descendants_and_marks_the_row():
+    spans = [span("a", None, 1000, 100), span("b", "a", 1010, 50), span("c", "b", 1020, 10), span("d", "a", 1070, 10)]
+    tree = build_tree(spans)
+    rows = visible_rows(tree, collapsed=[1])
+    assert [r.node.span["id"] for r in rows] == ["a", "b", "d"] and rows[1].collapsed
+    assert [r["name"] for r in span_rows(tree, [0])] == ["a"]
+
+
+def test_shared_server_span_orphans_and_cycles():
+    spans = [span("a", None, 0, 100, kind="CLIENT"), span("a", None, 5, 90, kind="SERVER", shared=True, service="server"),
+             span("x", "missing", 10, 5), span("p", "q", 20, 5), span("q", "p", 20, 5), span("n", None, 0, 0) | {"timestamp": None}]
+    tree = build_tree(spans)
+    assert tree.nodes[1] in tree.nodes[0].children and tree.nodes[1].depth == 1
+    assert tree.nodes[2] in tree.roots
+    assert len(visible_rows(tree)) == len(spans)  # every span shown once, the cycle cut
+
+
+def test_figure_for_a_small_trace():
+    spans = seed.trace_spans()
+    tree = build_tree(spans)
+    figure = waterfall_figure(tree, selected=3)
+    hover = figure.data[-1]
+    assert len(hover.x) == 3 * len(spans) and hover.customdata[0] == 0
+    names = {t.name for t in figure.data}
+    assert {"critical path", "error", "selected", "frontend"} <= names
+    assert figure.layout.yaxis.range == (len(spans) - 0.5, -0.5)
+    assert figure.layout.yaxis.ticktext[0].endswith("frontend: get /orders/{id}")
+
+
+def test_figure_for_ten_thousand_spans_is_a_few_webgl_traces():
+    spans = seed.trace_spans(seed.BIG_TRACE_ID, seed.BIG_TRACE_SPANS)
+    tree = build_tree(spans)
+    figure = waterfall_figure(tree)
+    assert all(t.type == "scattergl" for t in figure.data) and len(figure.data) < 10
+    assert len(figure.layout.yaxis.tickvals) == 10_000
+    assert figure.layout.yaxis.range == (39.5, -0.5) and figure.layout.height < 1000
+    assert len(visible_rows(tree, [n.key for n in tree.nodes if n.depth >= 1 and n.children])) < 10_000

@@ -106,3 +106,14 @@ def test_bad_parameters_answer_400(client):
     assert client.get("/api/meshscope/v1/series", params={"service": "orders", "group_by": "host"}).status_code == 422
     assert client.get("/api/meshscope/v1/series", params={"service": "orders", "start": 0, "end": END, "step": 1}).status_code == 400
     assert client.get("/openapi.json").json()["paths"]["/api/meshscope/v1/services"]
+
+
+def test_context_from_the_hosting_apps_state(clickhouse, ctx):
+    """Mounted in the collector's app without overrides: settings and client from app.state."""
+    seed_latency(clickhouse, [(NOW - 100, "orders", "o1", "", "http.server", "GET /", 10.0, False, "", "")])
+    app = FastAPI()
+    app.include_router(api.router)
+    app.state.settings = ctx.settings
+    app.state.clickhouse = lambda: ctx.client
+    rows = TestClient(app).get("/api/meshscope/v1/services", params={"start": START, "end": END}).json()
+    assert [(r["service"], r["count"]) for r in rows] == [("orders", 1)]

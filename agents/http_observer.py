@@ -64,7 +64,7 @@ class HttpObserver:
 
     __slots__ = (
         "context", "telemetry", "conversation", "inbound", "kind", "client", "propagate", "_slow_ms",
-        "_counted_desync", "_add", "_cap", "_started", "_finished", "_remote",
+        "_counted_desync", "_add", "_cap", "_started", "_finished", "_remote", "_known",
     )
 
     def __init__(self, context: ListenerContext, telemetry: Telemetry, *, propagate: bool | None = None) -> None:
@@ -81,8 +81,11 @@ class HttpObserver:
         # optional fast paths of agents.telemetry.Recorder, looked up once per connection
         self._add = getattr(telemetry, "add", None)
         self._cap = getattr(telemetry, "endpoint", None)
-        self._started = getattr(telemetry, "inbound_started", None) if self.inbound else None
-        self._finished = getattr(telemetry, "inbound_finished", None) if self.inbound else None
+        track = self.inbound and getattr(telemetry, "track_inbound", True)
+        self._started = getattr(telemetry, "inbound_started", None) if track else None
+        self._finished = getattr(telemetry, "inbound_finished", None) if track else None
+        known = getattr(telemetry, "known_endpoints", None)
+        self._known = known(self.kind, self._remote) if known is not None else None
 
     def connection_made(self, client_address: tuple | None) -> None:
         """Optional hook: the proxy tells who the client is (a SERVER span's remote endpoint)."""
@@ -152,10 +155,11 @@ class HttpObserver:
         replacement = None
         if incoming is None and self.inbound:
             # the common case: a new trace
-            trace_id = tracecontext.new_trace_id()
-            state = _SpanState(trace_id, tracecontext.new_span_id(), "", telemetry.should_sample(trace_id, None), False, False)
+            trace_id, span_id = tracecontext.new_trace_and_span_ids()
+            sampled = telemetry.should_sample(trace_id, None)
+            state = _SpanState(trace_id, span_id, "", sampled, False, False)
             if self.propagate:
-                headers = tracecontext.headers_for(state.trace_id, state.span_id, "", state.sampled, False, tracecontext.B3_MULTI | tracecontext.W3C)
+                headers = tracecontext.headers_for(trace_id, span_id, "", sampled, False, tracecontext.B3_MULTI | tracecontext.W3C)
                 replacement = head[:-2] + headers + b"\r\n"
         elif self.inbound and incoming.span_id:
             state = _SpanState(
@@ -215,7 +219,8 @@ class HttpObserver:
             duration_ns = 0
         duration_ms = duration_ns / 1e6
         if self._add is not None:
-            endpoint = self._cap(self.kind, self._remote, endpoint)
+            if endpoint not in self._known:
+                endpoint = self._cap(self.kind, self._remote, endpoint)
             self._add((self.kind, self._remote, endpoint, method, status_class, ""), duration_ms, error, 0,
                       exchange.request_body_bytes, exchange.response_body_bytes)
         else:

@@ -35,6 +35,7 @@ class Agent:
             max_endpoints=settings.max_endpoints, max_queued_spans=settings.max_queued_spans,
         )
         self.recorder.propagate = settings.propagate_context
+        self.recorder.track_inbound = any(spec.direction == "outbound" for spec in listeners)
         if any(spec.protocol == "mysql" for spec in listeners):
             self._set_mysql_options(settings)
         self.listeners = [Listener(spec.context(settings), self.recorder) for spec in listeners]

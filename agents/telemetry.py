@@ -51,6 +51,9 @@ class Recorder:
         self.samples: deque[ResourceSample] = deque(maxlen=10000)
         self._endpoints: dict[tuple[str, str], set[str]] = {}
         self._inflight: dict[int, tuple[str, str, bool]] = {}
+        # current_inbound_context() is only needed by outbound observers: the agent turns the
+        # bookkeeping on when it has outbound listeners (two dict operations per request saved)
+        self.track_inbound = True
         self.spans_dropped = 0
         self.requests = 0  # every observation since start (a counter the tests and bench read)
         self.desynced = 0  # connections whose traffic the parser could not follow
@@ -127,6 +130,13 @@ class Recorder:
         return TraceContext(trace_id, span_id, sampled)
 
     # ------------------------------------------------------------------ helpers for observers
+
+    def known_endpoints(self, kind: str, remote_service: str) -> set[str]:
+        """The set ``endpoint`` checks first (observers test membership inline)."""
+        known = self._endpoints.get((kind, remote_service))
+        if known is None:
+            known = self._endpoints[(kind, remote_service)] = set()
+        return known
 
     def endpoint(self, kind: str, remote_service: str, endpoint: str) -> str:
         """``endpoint``, or ``OTHER`` once ``max_endpoints`` distinct ones were seen for this

@@ -31,6 +31,9 @@ import httptools
 
 HTTP, UPGRADE_PENDING, TUNNEL, DESYNCED = "http", "upgrade-pending", "tunnel", "desynced"
 MAX_HEAD_BYTES = 64 * 1024
+# Requests awaiting responses on one connection; a client pipelining more than this (the server
+# not answering) is no longer followed, so that memory stays bounded.
+MAX_PENDING = 1000
 _TERMINATOR = b"\r\n\r\n"
 _PARTIAL_TERMINATORS = (b"\r\n\r", b"\r\n", b"\r")
 
@@ -47,7 +50,7 @@ class Exchange:
 
     method: str
     target: bytes
-    head: bytes
+    head: bytes  # the request head as received, set while ``on_request_head`` runs
     request_start_ns: int
     request_end_ns: int = 0
     request_body_bytes: int = 0
@@ -199,6 +202,9 @@ class HttpConversation:
         if self.state != HTTP:
             return data
         self._now = now_ns
+        if len(self.pending) > MAX_PENDING:
+            self._desync(f"more than {MAX_PENDING} pipelined requests without a response")
+            return self.flush_request() + data
         if self._held:
             data = self._held + data
             self._held = b""
@@ -265,7 +271,7 @@ class HttpConversation:
             exchange = self.pending[-1] if self.pending else None
             replacement = None
             unheld, self._head_unheld = self._head_unheld, False
-            if exchange is not None and not exchange.head:
+            if exchange is not None:
                 exchange.head = head
                 if (
                     not unheld
@@ -274,6 +280,7 @@ class HttpConversation:
                     and head.lstrip(b"\r\n").startswith(exchange.method.encode("latin-1"))
                 ):
                     replacement = self.on_request_head(exchange)
+                exchange.head = b""  # only needed by the hook; pending exchanges stay small
             out.append(head if replacement is None else replacement)
             if self._in_head:  # cannot happen (a head ends at a piece end); stay safe anyway
                 self._in_head = False

@@ -147,7 +147,7 @@ class Spool:
             try:
                 with open(self._path(segment), "rb") as handle:
                     handle.seek(offset)
-                    data = handle.read(max(self.segment_bytes * 2, 1))
+                    data = handle.read()  # a segment is about segment_bytes (plus one record)
             except OSError:
                 data = b""
             position = 0

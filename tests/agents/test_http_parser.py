@@ -134,3 +134,14 @@ def test_response_without_request_is_counted_not_fatal():
     conversation.feed_response(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", 1)
     assert conversation.unmatched_responses == 1
     assert conversation.state == "http"
+
+
+def test_unanswered_pipelining_is_bounded():
+    from agents.http_parser import MAX_PENDING
+
+    conversation = HttpConversation()
+    flood = b"GET / HTTP/1.1\r\n\r\n" * (MAX_PENDING + 5)
+    assert conversation.feed_request(flood, 1) == flood
+    assert conversation.feed_request(b"GET / HTTP/1.1\r\n\r\n", 2) == b"GET / HTTP/1.1\r\n\r\n"
+    assert conversation.state == DESYNCED and not conversation.pending
+    assert len(conversation.take_finished()) == MAX_PENDING + 5

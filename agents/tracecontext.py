@@ -36,7 +36,7 @@ def new_trace_id() -> str:
 
 def new_trace_and_span_ids() -> tuple[str, str]:
     """A new 128-bit trace id and 64-bit span id from one draw (hot path of every new trace)."""
-    ids = "%048x" % random.getrandbits(192)
+    ids = random.randbytes(24).hex()  # the fastest of the ways measured (vs getrandbits, urandom)
     span_id = ids[32:]
     return ids[:32], (span_id if span_id != "0000000000000000" else new_span_id())
 

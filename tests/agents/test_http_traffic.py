@@ -194,3 +194,27 @@ def test_trace_propagates_across_two_services_each_behind_its_agent(asgi_upstrea
     w3c = [s for s in spans_a if s["traceId"] == "0af7651916cd43dd8448eb211c80319c"]
     assert {s["kind"] for s in w3c} == {"SERVER", "CLIENT"}
     assert [s["id"] for s in w3c if s["kind"] == "SERVER"] == ["b7ad6b7169203331"]
+
+
+def test_shutdown_drains_requests_in_flight_and_flushes(asgi_upstream):
+    import threading
+
+    publisher = MemoryPublisher()
+    agent = _agent(asgi_upstream, publisher, interval_s=60)  # the interval is still open at shutdown
+    results = []
+
+    def slow_request():
+        with httpx.Client(timeout=10) as client:
+            results.append(client.get(f"http://127.0.0.1:{agent.port()}/sleep", params={"ms": 600}).text)
+
+    with httpx.Client() as client:
+        client.get(f"http://127.0.0.1:{agent.port()}/hello")  # an idle keep-alive connection stays open
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        import time
+
+        time.sleep(0.2)
+        agent.stop()  # what SIGTERM does
+        thread.join(10)
+    assert results == ["slept"]
+    assert sorted((r.endpoint, r.sketch.count) for r in publisher.records()) == [("GET /hello", 1), ("GET /sleep", 1)]

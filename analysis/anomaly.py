@@ -28,6 +28,7 @@ and docs/analysis.md.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -80,12 +81,9 @@ def baseline_and_scale(ts: np.ndarray, values: np.ndarray, step_s: int, config: 
                     candidates.append(series.shift(shift).to_numpy())
         stacked = np.vstack(candidates)
         available = np.sum(~np.isnan(stacked), axis=0)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                seasonal = np.nanmedian(stacked, axis=0)
+        with warnings.catch_warnings():  # all-NaN columns (no history yet) are expected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            seasonal = np.nanmedian(stacked, axis=0)
         # the daily shape, moved to today's level: the median ratio (or difference) of the
         # trailing points to their own seasonal expectation, so a week-on-week trend is no alarm
         with np.errstate(all="ignore"):

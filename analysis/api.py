@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from analysis import anomaly, metrics, scaling, versions
+from analysis import anomaly, metrics, scaling, schemas, versions
 from analysis.alerts import scheduler as alert_scheduler
 from analysis.alerts.rules import RuleSet, load_rules
 from analysis.alerts.store import AlertStore
@@ -119,7 +119,7 @@ def _alerts_snapshot(ctx: AnalysisContext) -> dict:
 # ---------------------------------------------------------------------------------- routes
 
 
-@router.get("/services", summary="RED, resources, alerts and recommendations per service")
+@router.get("/services", summary="RED, resources, alerts and recommendations per service", response_model=list[schemas.ServiceRow])
 def get_services(ctx: Context, start: Start = None, end: End = None, step: Step = None) -> list[dict[str, Any]]:
     window = _guard(_window, start, end, step)
     return _guard(_services, ctx, window)
@@ -187,7 +187,8 @@ def _per_instance(row: dict | None) -> float | None:
     return total / instances if total is not None and instances else None
 
 
-@router.get("/series", summary="RED per step, for one service, optionally per endpoint or version")
+@router.get("/series", summary="RED per step, for one service, optionally per endpoint or version",
+            response_model=list[schemas.SeriesPoint])
 def get_series(ctx: Context, service: Service, start: Start = None, end: End = None, step: Step = None,
                group_by: Annotated[str, Query(pattern="^(none|endpoint|version)$")] = "none") -> list[dict[str, Any]]:
     window = _guard(_window, start, end, step)
@@ -198,7 +199,8 @@ def get_series(ctx: Context, service: Service, start: Start = None, end: End = N
     return rows
 
 
-@router.get("/endpoints", summary="Per endpoint (HTTP) or SQL statement: Rainbond's table plus percentiles")
+@router.get("/endpoints", summary="Per endpoint (HTTP) or SQL statement: Rainbond's table plus percentiles",
+            response_model=list[schemas.EndpointRow])
 def get_endpoints(ctx: Context, service: Service, start: Start = None, end: End = None,
                   kind: Annotated[str, Query(pattern="^(http|sql)$")] = "http") -> list[dict[str, Any]]:
     window = _guard(_window, start, end, None)
@@ -207,7 +209,7 @@ def get_endpoints(ctx: Context, service: Service, start: Start = None, end: End 
                            "cumulative_ms", "avg_ms", "p50", "p95", "p99", "max", "rows"))
 
 
-@router.get("/topology", summary="Services, databases and the calls between them")
+@router.get("/topology", summary="Services, databases and the calls between them", response_model=schemas.Topology)
 def get_topology(ctx: Context, start: Start = None, end: End = None) -> dict[str, Any]:
     window = _guard(_window, start, end, None)
     graph = _guard(metrics.topology, ctx, window)
@@ -215,7 +217,7 @@ def get_topology(ctx: Context, start: Start = None, end: End = None) -> dict[str
             "edges": [{k: clean(v) for k, v in e.items()} for e in graph["edges"]]}
 
 
-@router.get("/resources", summary="CPU, memory and health per instance and step")
+@router.get("/resources", summary="CPU, memory and health per instance and step", response_model=list[schemas.ResourcePoint])
 def get_resources(ctx: Context, service: Service, start: Start = None, end: End = None, step: Step = None) -> list[dict[str, Any]]:
     window = _guard(_window, start, end, step)
     rows = records(_guard(metrics.resources, ctx, service, window),
@@ -225,7 +227,8 @@ def get_resources(ctx: Context, service: Service, start: Start = None, end: End 
     return rows
 
 
-@router.get("/anomalies", summary="Throughput falls, p99 and error-ratio rises against the service's own baseline")
+@router.get("/anomalies", summary="Throughput falls, p99 and error-ratio rises against the service's own baseline",
+            response_model=list[schemas.AnomalyRow])
 def get_anomalies(ctx: Context, service: OptionalService = None, start: Start = None, end: End = None,
                   step: Step = None) -> list[dict[str, Any]]:
     window = _guard(_window, start, end, step)
@@ -236,14 +239,16 @@ def get_anomalies(ctx: Context, service: OptionalService = None, start: Start = 
     return out
 
 
-@router.get("/recommendations", summary="Scaling recommendations with their evidence and confidence")
+@router.get("/recommendations", summary="Scaling recommendations with their evidence and confidence",
+            response_model=list[schemas.RecommendationRow])
 def get_recommendations(ctx: Context, service: OptionalService = None, start: Start = None, end: End = None) -> list[dict[str, Any]]:
     window = _guard(_window, start, end, None)
     recommendations = _guard(scaling.recommend_all, ctx, window, service)
     return [{k: clean(v) if not isinstance(v, (list, dict)) else v for k, v in r.as_dict().items()} for r in recommendations]
 
 
-@router.get("/versions", summary="RED per version and a verdict for the candidate against the baseline")
+@router.get("/versions", summary="RED per version and a verdict for the candidate against the baseline",
+            response_model=schemas.VersionsAnswer)
 def get_versions(ctx: Context, service: Service, start: Start = None, end: End = None,
                  baseline: Annotated[str | None, Query(description="Baseline version (default: most traffic).")] = None,
                  candidate: Annotated[str | None, Query(description="Candidate version (default: next most traffic).")] = None) -> dict[str, Any]:
@@ -255,12 +260,12 @@ def get_versions(ctx: Context, service: Service, start: Start = None, end: End =
     return result
 
 
-@router.get("/alerts", summary="Alert rules and active alerts (pending or firing)")
+@router.get("/alerts", summary="Alert rules and active alerts (pending or firing)", response_model=schemas.AlertsAnswer)
 def get_alerts(ctx: Context) -> dict[str, Any]:
     return _alerts_snapshot(ctx)
 
 
-@router.get("/alerts/history", summary="Notifications sent or pending, newest first")
+@router.get("/alerts/history", summary="Notifications sent or pending, newest first", response_model=list[schemas.HistoryRow])
 def get_alert_history(ctx: Context, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
     rules, store, owned = _alert_sources(ctx)
     if store is None:

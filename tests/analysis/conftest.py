@@ -4,13 +4,11 @@ collector's writer puts it there."""
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 
 import pytest
 
 from analysis.context import AnalysisContext
 from meshscope.settings import ServerSettings
-from meshscope.sketch import LatencySketch
 from meshscope.wire import LatencyRecord, ResourceSample
 from storage.writer import insert_latency, insert_resources, insert_spans
 
@@ -74,6 +72,3 @@ def ctx(clickhouse, tmp_path):
 @pytest.fixture
 def rng():
     return random.Random(20261121)
-
-
-__all__ = ["NOW", "defaultdict", "latency_records", "seed_latency", "seed_resources", "seed_spans", "zipkin_span"]

@@ -105,7 +105,9 @@ def test_bad_parameters_answer_400(client):
     assert response.status_code == 400 and "start" in response.json()["detail"]
     assert client.get("/api/meshscope/v1/series", params={"service": "orders", "group_by": "host"}).status_code == 422
     assert client.get("/api/meshscope/v1/series", params={"service": "orders", "start": 0, "end": END, "step": 1}).status_code == 400
-    assert client.get("/openapi.json").json()["paths"]["/api/meshscope/v1/services"]
+    openapi = client.get("/openapi.json").json()
+    assert openapi["paths"]["/api/meshscope/v1/services"]
+    assert {"ServiceRow", "RecommendationRow", "VersionsAnswer", "AlertsAnswer"} <= set(openapi["components"]["schemas"])
 
 
 def test_context_from_the_hosting_apps_state(clickhouse, ctx):

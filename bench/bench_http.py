@@ -11,7 +11,8 @@ to a tansu broker started here. Measured:
   asyncio client: each of 10 connections sends on a fixed schedule, latency is measured from the
   scheduled send time, so queueing is not hidden);
 - agent CPU seconds per 1,000 requests during the fixed-rate run (psutil on the agent process);
-- agent RSS after the runs.
+- agent RSS after the runs;
+- for reference, the CPU floor: the same agent with a plain TCP listener (no HTTP parsing).
 
 Prints figures, then a last line
 ``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N``.
@@ -74,13 +75,13 @@ def start_nginx(root: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def start_agent(upstream_port: int, bootstrap: str, spool: Path) -> tuple[subprocess.Popen, int]:
+def start_agent(upstream_port: int, bootstrap: str, spool: Path, protocol: str = "http") -> tuple[subprocess.Popen, int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "meshscope.cli", "agent", "--service", "bench", "--version", "v1",
-         "--inbound", f"127.0.0.1:{port}=127.0.0.1:{upstream_port}/http",
+        [sys.executable, "-m", "meshscope.cli", "agent", "--service", f"bench-{protocol}", "--version", "v1",
+         "--inbound", f"127.0.0.1:{port}=127.0.0.1:{upstream_port}/{protocol}",
          "--kafka-bootstrap", bootstrap, "--agent-spool-dir", str(spool)],
-        stdout=subprocess.DEVNULL, stderr=open(spool.parent / "agent.log", "wb"),
+        stdout=subprocess.DEVNULL, stderr=open(spool.parent / f"agent-{protocol}.log", "wb"),
     )
     wait_for_port("127.0.0.1", port)
     return process, port
@@ -190,6 +191,7 @@ def main() -> int:
     broker = TansuBroker(log_path=work / "tansu.log").start()
     nginx, nginx_port = start_nginx(work / "nginx")
     agent, agent_port = start_agent(nginx_port, broker.bootstrap, work / "spool")
+    floor, floor_port = start_agent(nginx_port, broker.bootstrap, work / "spool", protocol="tcp")
     try:
         agent_process = psutil.Process(agent.pid)
         size = response_size(nginx_port)
@@ -210,23 +212,32 @@ def main() -> int:
         elapsed = time.monotonic() - started
         cpu = sum(agent_process.cpu_times()[:2]) - cpu_before
         rss_mb = agent_process.memory_info().rss / 1e6
+        # the floor on this machine, now: the same agent with a plain TCP (unparsed) listener
+        floor_process = psutil.Process(floor.pid)
+        measure_fixed_rate(floor_port, args.rate, 1, size)
+        floor_before = sum(floor_process.cpu_times()[:2])
+        _, _, floor_count = measure_fixed_rate(floor_port, args.rate, args.rate_seconds, size)
+        floor_cpu = sum(floor_process.cpu_times()[:2]) - floor_before
         print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
         print(f"  direct       p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
         print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
         cpu_per_1000 = cpu / count * 1000
         print(f"agent CPU {cpu:.2f} s over {elapsed:.1f} s = {cpu_per_1000:.4f} CPU-seconds per 1,000 requests "
               f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
+        print(f"floor: the same proxy without HTTP parsing (tcp listener) {floor_cpu / floor_count * 1000:.4f} CPU-seconds per 1,000 requests "
+              f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine)")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f}"
         )
         return 0
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        for process in (agent, floor):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         nginx.terminate()
         nginx.wait(5)
         broker.stop()

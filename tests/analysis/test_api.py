@@ -119,3 +119,39 @@ def test_context_from_the_hosting_apps_state(clickhouse, ctx):
     app.state.clickhouse = lambda: ctx.client
     rows = TestClient(app).get("/api/meshscope/v1/services", params={"start": START, "end": END}).json()
     assert [(r["service"], r["count"]) for r in rows] == [("orders", 1)]
+
+
+def test_red_of_spans_posted_to_the_zipkin_api(clickhouse, ctx, tmp_path):
+    """A service without an agent reports Zipkin spans (v2 and v1 JSON) to the collector's API;
+    the analysis API serves its RED and its edges from them."""
+    from collector.app import create_app
+    from collector.metrics import Metrics
+    from collector.writer import store_batch
+
+    class StoringPublisher:  # stores synchronously in place of Kafka + writer (tested end to end elsewhere)
+        def publish(self, spans):
+            store_batch(ctx.client, ctx.database, spans)
+
+    app = create_app(ctx.settings, StoringPublisher(), lambda: ctx.client, Metrics())
+    app.include_router(api.router)
+    http = TestClient(app)
+    v2 = [zipkin_span(i + 1, "legacy", "get /api", (NOW - 900 + i) * 1_000_000, 1000 * (i % 100 + 1), error=i % 10 == 0)
+          for i in range(200)]
+    v2 += [zipkin_span(i + 1, "legacy", "get", (NOW - 900 + i) * 1_000_000, 500, kind="CLIENT", remote="inventory",
+                       span_id=5000 + i) for i in range(200)]
+    assert http.post("/api/v2/spans", json=v2).status_code == 202
+    v1 = [{"traceId": f"{9000 + i:016x}", "id": f"{9000 + i:016x}", "name": "get /api", "timestamp": (NOW - 800 + i) * 1_000_000,
+           "duration": 250_000, "annotations": [
+               {"timestamp": (NOW - 800 + i) * 1_000_000, "value": "sr", "endpoint": {"serviceName": "legacy", "ipv4": "10.0.0.1"}},
+               {"timestamp": (NOW - 800 + i) * 1_000_000 + 250_000, "value": "ss", "endpoint": {"serviceName": "legacy", "ipv4": "10.0.0.1"}}]}
+          for i in range(20)]
+    assert http.post("/api/v1/spans", json=v1).status_code == 202
+    params = {"start": START, "end": END}
+    rows = {r["service"]: r for r in http.get("/api/meshscope/v1/services", params=params).json()}
+    legacy = rows["legacy"]
+    assert legacy["source_of_data"] == "spans" and legacy["count"] == 220 and legacy["errors"] == 20
+    assert legacy["max"] == pytest.approx(250.0) and legacy["p50"] == pytest.approx(55.0, abs=1.0)
+    edges = http.get("/api/meshscope/v1/topology", params=params).json()["edges"]
+    assert [(e["source"], e["target"], e["count"]) for e in edges] == [("legacy", "inventory", 200)]
+    series = http.get("/api/meshscope/v1/series", params={**params, "service": "legacy", "step": 600}).json()
+    assert sum(p["count"] for p in series) == 220

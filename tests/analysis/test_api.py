@@ -155,3 +155,41 @@ def test_red_of_spans_posted_to_the_zipkin_api(clickhouse, ctx, tmp_path):
     assert [(e["source"], e["target"], e["count"]) for e in edges] == [("legacy", "inventory", 200)]
     series = http.get("/api/meshscope/v1/series", params={**params, "service": "legacy", "step": 600}).json()
     assert sum(p["count"] for p in series) == 220
+
+
+def test_mounted_and_started_by_meshscope_serve(clickhouse, ctx, tmp_path):
+    """The collector's `serve` wiring (collector.server.mount_optional_parts) mounts the router
+    and starts and stops the alert scheduler."""
+    from collector.app import create_app
+    from collector.metrics import Metrics
+    from collector.server import mount_optional_parts
+
+    seed_latency(clickhouse, [(NOW - 100, "orders", "o1", "", "http.server", "GET /", 10.0, False, "", "")])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("receivers: [{name: ops, url: 'http://127.0.0.1:9/hook'}]\nrules: [{name: Slow, expr: p99 > 1000}]\n")
+    settings = ctx.settings.model_copy(update={"dashboard": False, "alert_rules": rules, "alert_interval_s": 0.2,
+                                               "alert_state_path": tmp_path / "alerts.sqlite"})
+    app = create_app(settings, None, lambda: ctx.client, Metrics())
+    to_stop = mount_optional_parts(app, settings, lambda: ctx.client)
+    try:
+        assert alert_scheduler.running() is not None
+        http = TestClient(app)
+        rows = http.get("/api/meshscope/v1/services", params={"start": START, "end": END}).json()
+        assert [(r["service"], r["count"]) for r in rows] == [("orders", 1)]
+        assert http.get("/api/meshscope/v1/alerts").json()["rules"][0]["name"] == "Slow"
+    finally:
+        for part in to_stop:
+            part.stop()
+    assert alert_scheduler.running() is None
+
+
+def test_unknown_service_answers_empty_not_an_error(client):
+    series = get(client, "/series", service="nope", step=600)
+    assert len(series) == 6 and all(p["count"] == 0 and p["p99"] is None for p in series)
+    assert get(client, "/series", service="nope", group_by="endpoint") == []
+    assert get(client, "/endpoints", service="nope") == []
+    assert get(client, "/endpoints", service="nope", kind="sql") == []
+    assert get(client, "/resources", service="nope") == []
+    assert get(client, "/anomalies", service="nope") == []
+    assert get(client, "/recommendations", service="nope") == []
+    assert get(client, "/versions", service="nope")["verdict"] == "insufficient_data"

@@ -24,6 +24,7 @@ to the response's last.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -37,15 +38,23 @@ logger = logging.getLogger(__name__)
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
-def _endpoint_address(address: str) -> dict:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    endpoint: dict = {}
+@functools.lru_cache(maxsize=1024)
+def _ip_field(host: str) -> tuple[str, str] | None:
+    """("ipv4"|"ipv6", address) for an IP literal; None for a host name."""
     try:
         ip = ipaddress.ip_address(host)
-        endpoint["ipv4" if ip.version == 4 else "ipv6"] = str(ip)
     except ValueError:
-        pass
+        return None
+    return ("ipv4" if ip.version == 4 else "ipv6"), str(ip)
+
+
+def _endpoint_address(address: str) -> dict:
+    """A Zipkin endpoint's ip and port fields from ``host:port``."""
+    host, _, port = address.rpartition(":")
+    endpoint: dict = {}
+    field = _ip_field(host.strip("[]"))
+    if field is not None:
+        endpoint[field[0]] = field[1]
     if port.isdigit() and int(port):
         endpoint["port"] = int(port)
     return endpoint

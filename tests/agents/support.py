@@ -113,7 +113,7 @@ def start_uvicorn(app, host: str = "127.0.0.1"):
     import uvicorn
 
     port = free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="websockets-sansio" if False else "auto")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from meshscope.sketch import LatencySketch, relative_error
-from tests.agents.support import AgentThread, MemoryPublisher, recv_until_closed
+from tests.agents.support import AgentThread, MemoryPublisher
 
 
 def _agent(upstream_port: int, publisher: MemoryPublisher, **flags) -> AgentThread:

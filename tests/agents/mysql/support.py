@@ -16,6 +16,19 @@ from agents.observer import ListenerContext, TraceContext
 from agents.tcp import PassThroughObserver
 
 
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    async def cancel_tasks():
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(cancel_tasks(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
 @dataclass
 class RecordingTelemetry:
     sample: bool = True
@@ -88,8 +101,7 @@ class Relay:
         async def close():
             self._server.close()
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        _stop_loop(self._loop, self._thread)
 
     def wait_closed(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -196,8 +208,7 @@ class ProxyRelay:
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._listener.stop_accepting)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        _stop_loop(self._loop, self._thread)
         self.tap.stop()
 
     def wait_closed(self, timeout: float = 10) -> None:

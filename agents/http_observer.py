@@ -45,6 +45,8 @@ def _ip_field(host: str) -> tuple[str, str] | None:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if ip.is_unspecified:  # a listener on 0.0.0.0 says nothing about where the service is
+        return None
     return ("ipv4" if ip.version == 4 else "ipv6"), str(ip)
 
 

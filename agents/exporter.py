@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from agents.spool import Message, Spool
 from agents.telemetry import Recorder
@@ -24,6 +25,15 @@ logger = logging.getLogger(__name__)
 
 RECORDS_PER_MESSAGE = 500
 SPOOL_BATCH = 500
+
+
+class Publisher(Protocol):
+    """Where the exporter sends messages: Kafka here; an in-memory one in the tests."""
+
+    def publish(self, messages: list[Message]) -> list[Message]:
+        """Deliver in order; return the messages that were not acknowledged."""
+
+    def close(self) -> None: ...
 
 
 class KafkaPublisher:
@@ -103,7 +113,7 @@ class Exporter:
     def __init__(
         self,
         recorder: Recorder,
-        publisher: KafkaPublisher,
+        publisher: Publisher,
         spool: Spool,
         *,
         spans_topic: str,

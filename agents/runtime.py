@@ -14,7 +14,7 @@ import re
 import signal
 
 from agents.config import ListenerSpec
-from agents.exporter import Exporter, KafkaPublisher
+from agents.exporter import Exporter, KafkaPublisher, Publisher
 from agents.health import probe_forever
 from agents.proxy import Listener, Proxy
 from agents.resources import ResourceSampler
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, listeners: list[ListenerSpec], *, publisher: KafkaPublisher | None = None) -> None:
+    def __init__(self, settings: AgentSettings, listeners: list[ListenerSpec], *, publisher: Publisher | None = None) -> None:
         self.settings = settings
         self.specs = listeners
         self.recorder = Recorder(

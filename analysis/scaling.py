@@ -156,7 +156,8 @@ def recommend(service: str, spec: ServiceSpec, traffic, resources: dict, anomali
 
     # abnormal throughput fall or latency rise (Rainbond), acted on only under real load: a slow
     # dependency raises latency too, and more instances would not fix that
-    utilisation = evidence.get("utilisation") or cpu_now or 0.0
+    # busy by either measure: the queue model's utilisation or the CPU
+    utilisation = max(evidence.get("utilisation") or 0.0, cpu_now or 0.0)
     for anomaly in anomalies:
         if anomaly["metric"] in ("latency_p99", "throughput"):
             evidence[f"anomaly_{anomaly['metric']}_score"] = anomaly["score"]

@@ -186,3 +186,26 @@ def test_backoff_is_exponential_with_jitter_and_capped():
         ceiling = min(60.0, 2 ** (attempt - 1))
         assert ceiling / 2 <= min(values) and max(values) <= ceiling
         assert max(values) - min(values) > ceiling / 4  # jittered
+
+
+def test_a_notification_is_given_up_after_max_retry_for_and_kept_in_history(clickhouse, ctx, tmp_path, receiver):
+    seed_phases(clickhouse, "orders", [(-60, 0, 10.0, True)])
+    clock = Clock(NOW)
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"receivers: [{{name: ops, url: '{receiver.url}', max_retry_for: 30s}}]\n"
+                    "rules: [{name: Errors, expr: error_ratio > 0.5, window: 30s}]\n")
+    settings = ctx.settings.model_copy(update={"alert_state_path": tmp_path / "alerts.sqlite"})
+    receiver.failing = True
+    scheduler = AlertScheduler(settings, ctx.client, ctx.database, rules=load_rules(path), clock=clock,
+                               backoff_base_s=1.0, backoff_cap_s=4.0)
+    try:
+        scheduler.run_once()
+        for _ in range(20):
+            clock.now += 5
+            scheduler.sender.deliver_due()
+        [entry] = scheduler.store.history()
+        assert entry["given_up"] and not entry["delivered"] and "503" in entry["last_error"]
+        assert 5 <= entry["attempts"] <= 10  # backoff capped at 4 s over 30 s
+        assert scheduler.store.pending_count() == 0
+    finally:
+        scheduler.stop()

@@ -125,3 +125,19 @@ def test_services_file_errors_name_file_and_line(tmp_path):
     bad.write_text("services:\n  orders:\n    statefull: true\n")
     with pytest.raises(ServicesFileError, match=r"bad.yaml:3: .*unknown field 'statefull'"):
         load_services(bad)
+
+
+def test_abnormal_latency_scales_out_only_under_real_load(clickhouse, ctx, monkeypatch):
+    """Rainbond's "response time rises abnormally": acted on when the instances are busy, reported
+    (look at dependencies) when they are idle."""
+    busy_traffic, busy_resources = _steady("busy", 2, 2, 0.65, 100e6, 1000e6)
+    idle_traffic, idle_resources = _steady("quiet", 2, 2, 0.05, 100e6, 1000e6)
+    seed_latency(clickhouse, busy_traffic + idle_traffic)
+    seed_resources(clickhouse, busy_resources + idle_resources)
+    anomaly = {"metric": "latency_p99", "score": 9.0}
+    monkeypatch.setattr(scaling, "service_anomalies", lambda ctx, service, window: [{**anomaly, "service": service}])
+    recs = {r.service: r for r in scaling.recommend_all(ctx, Window(NOW - 600, NOW, 60))}
+    assert recs["busy"].action == "scale_out" and recs["busy"].recommended_instances == 3
+    assert recs["busy"].evidence["anomaly_latency_p99_score"] == 9.0
+    assert recs["quiet"].recommended_instances <= 2
+    assert any("look at dependencies" in r for r in recs["quiet"].reasons)

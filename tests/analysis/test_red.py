@@ -124,3 +124,34 @@ def test_topology_from_agent_client_metrics(clickhouse, ctx, rng):
     sql = metrics.endpoints(ctx, "orders", window, kind="sql")
     assert list(sql["endpoint"]) == ["SELECT * FROM orders WHERE id = ?"]
     assert sql.iloc[0]["cumulative_ms"] == pytest.approx(sum(s[6] for s in samples if s[4] == "sql.client"))
+
+
+def test_every_metrics_query_over_the_http_transport(clickhouse_over_http, tmp_path, rng):
+    """Production reaches ClickHouse over HTTP: the same queries through clickhouse-connect's
+    HttpClient (against the HTTP test double over the real engine) give the same answers."""
+    from analysis import anomaly, scaling, versions
+    from analysis.context import AnalysisContext
+    from meshscope.settings import ServerSettings
+    from tests.analysis.conftest import seed_resources
+
+    store = clickhouse_over_http
+    samples = lognormal_traffic(rng, 3_000)
+    seed_latency(store, samples)
+    seed_resources(store, [((NOW - 600 + s) * 1000, "orders", "i1", "v1", "process.cpu.utilization", 0.5) for s in range(0, 600, 10)])
+    seed_spans(store, [zipkin_span(i + 1, "legacy", "get /", (NOW - 100) * 1_000_000, 2000, kind=kind, remote="db" if kind == "CLIENT" else None,
+                                   span_id=i + 1 + (10_000 if kind == "CLIENT" else 0))
+                       for i in range(10) for kind in ("SERVER", "CLIENT")])
+    ctx = AnalysisContext(store.client, store.database, ServerSettings(clickhouse_url=store.url, clickhouse_database=store.database,
+                                                                      spool_dir=tmp_path / "spool"))
+    window = Window(NOW - 3600, NOW, 600)
+    table = metrics.service_red(ctx, window).set_index("service")
+    assert table.loc["orders", "count"] == 3_000 and table.loc["legacy", "count"] == 10
+    assert table.loc["orders", "p99"] == pytest.approx(exact([s[6] for s in samples], 0.99), rel=0.01)
+    assert len(metrics.series(ctx, "orders", window)) == 6
+    assert len(metrics.endpoints(ctx, "orders", window)) == 3
+    assert {(e["source"], e["target"]) for e in metrics.topology(ctx, window)["edges"]} == {("legacy", "db")}
+    assert not metrics.resources(ctx, "orders", window).empty
+    [recommendation] = scaling.recommend_all(ctx, window, "orders")
+    assert recommendation.current_instances == 3 and recommendation.evidence["cpu_utilisation"] == pytest.approx(0.5)
+    assert versions.compare(ctx, "orders", window)["verdict"] == "insufficient_data"  # one version
+    assert isinstance(anomaly.service_anomalies(ctx, "orders", window), list)

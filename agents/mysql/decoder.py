@@ -39,6 +39,9 @@ from agents.mysql.values import decode_params
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 256  # requests awaiting a response; more means we lost track of the responses
+# Statement text kept per statement (and per prepared statement): enough for the span's sql.query
+# and a digest, bounded whatever the clients send.
+MAX_TEXT_BYTES = 4096
 UNKNOWN_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined)
 
 # Connection phases
@@ -163,7 +166,7 @@ def _wire_bytes(packet: Packet) -> int:
     return packet.length + 4 * frames
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)  # keys are at most MAX_TEXT_BYTES long
 def analyze(text_: str) -> sql.Statement:
     return sql.analyze(text_)
 
@@ -326,12 +329,14 @@ class MySQLConnectionDecoder:
             if self.caps & CLIENT_QUERY_ATTRIBUTES:
                 count, start = lenenc_int(payload, 1)
                 _, start = lenenc_int(payload, start)
-                if count:
-                    raise MySQLDecodeError("query attributes are not decoded")
-            command.text = text(payload[start:])
+                if count:  # MySQL 8 query attributes before the text: not decoded
+                    start = len(payload)
+            command.text = text(payload[start:start + MAX_TEXT_BYTES])
+            command.truncated = packet.length - start > MAX_TEXT_BYTES
         elif code in (COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE):
-            raw = payload[1:]
+            raw = payload[1:1 + MAX_TEXT_BYTES]
             command.text = text(raw.split(b"\0", 1)[0] if code == COM_FIELD_LIST else raw)
+            command.truncated = packet.length - 1 > MAX_TEXT_BYTES
             if code == COM_FIELD_LIST:
                 command.state = FIELDS
             elif code == COM_STMT_PREPARE:
@@ -410,7 +415,11 @@ class MySQLConnectionDecoder:
                 raise MySQLDecodeError("server packet with no request pending")
             command = self._pending[0]
             if packet.seq != command.expected_seq:
-                raise MySQLDecodeError(f"sequence id {packet.seq}, expected {command.expected_seq}")
+                if packet.first == ERR and packet.seq == 0:
+                    # The server ends the statement out of turn (connection killed, shutdown).
+                    command.expected_seq = 0
+                else:
+                    raise MySQLDecodeError(f"sequence id {packet.seq}, expected {command.expected_seq}")
             last_seq = packet.last_seq
             command.expected_seq = (last_seq + 1) & 0xFF
             command.response_bytes += packet.length + 4 * (((last_seq - packet.seq) & 0xFF) + 1)

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2048  # longest sql.query tag (otel's max_tag_value_length idea)
 MAX_PARAMS_CHARS = 1024
 MAX_ERROR_CHARS = 512
+# Utility commands are counted in metrics; they become spans only when they fail (pools ping a lot).
+SPANLESS_COMMANDS = frozenset(("PING", "STATISTICS", "SET_OPTION", "RESET_CONNECTION", "STMT_RESET",
+                               "DEBUG", "REFRESH"))
 
 
 @dataclass(slots=True, frozen=True)
@@ -174,6 +177,8 @@ class MySQLObserver:
             self._maybe_span(event, duration_ms)
 
     def _maybe_span(self, event: StatementEvent, duration_ms: float) -> None:
+        if event.command in SPANLESS_COMMANDS and not event.error:
+            return
         parent = sql.traceparent(event.text) if event.text else None
         if parent is None:
             inbound = self.telemetry.current_inbound_context() if self._outbound else None
@@ -193,7 +198,8 @@ class MySQLObserver:
         tags = {"db.system": "mysql", "db.statement.type": event.statement_type,
                 "db.command": event.command}
         if event.text:
-            query = sql.mask(event.text) if self.options.mask_literals else event.text
+            text = event.text[:MAX_QUERY_CHARS + 1]
+            query = sql.mask(text) if self.options.mask_literals else text
             if event.text_truncated or len(query) > MAX_QUERY_CHARS:
                 query = query[:MAX_QUERY_CHARS] + "..."
             tags["sql.query"] = query

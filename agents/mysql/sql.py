@@ -29,6 +29,7 @@ _TOKEN = re.compile(
 )
 
 LITERALS = frozenset(("string", "hex", "number"))
+MAX_DIGEST_CHARS = 1024  # a digest is a metrics key: bounded
 
 KEYWORDS = frozenset("""
     ACCESSIBLE ADD ALL ALTER ANALYZE AND AS ASC BEGIN BETWEEN BY CALL CASCADE CASE CHANGE CHECK
@@ -174,7 +175,8 @@ def _digest(significant: list[tuple[str, str]]) -> str:
             parts.append(" ")
         parts.append(token)
         previous = token
-    return "".join(parts).rstrip(" ;")
+    digest = "".join(parts).rstrip(" ;")
+    return digest if len(digest) <= MAX_DIGEST_CHARS else digest[:MAX_DIGEST_CHARS] + "..."
 
 
 @lru_cache(maxsize=1024)  # prepared statements and repeated queries mask the same text

@@ -322,3 +322,18 @@ def test_pipelined_prepare_and_execute_with_unknown_statement_id():
     _, events = feed(conversation)
     assert [(e.statement_type, e.digest, e.rows_affected) for e in events] == [
         ("PREPARE", "DELETE FROM t WHERE id = ?", 0), ("DELETE", "DELETE FROM t WHERE id = ?", 1)]
+
+
+def test_err_out_of_turn_ends_the_statement():
+    # A killed connection: the server sends ERR with sequence id 0 in the middle of a response.
+    conversation = connect() + [("c", query(b"SELECT SLEEP(10)")),
+                                ("s", frames(1, lenenc(1)) + column(2) + err(0, 1927, b"70100", b"Connection was killed"))]
+    decoder, events = feed(conversation)
+    assert [(e.statement_type, e.error_code) for e in events] == [("SELECT", 1927)]
+    assert decoder.stats.resyncs == 0
+
+
+def test_statement_text_kept_is_bounded():
+    long_query = b"SELECT " + b", ".join(b"c%d" % i for i in range(3000)) + b" FROM t"
+    _, [event] = feed(connect() + [("c", query(long_query)), ("s", ok(1))])
+    assert event.text_truncated and len(event.text) == 4096 and len(event.digest) <= 1027

@@ -119,3 +119,10 @@ def test_desynced_connection_counted_once_in_the_telemetry():
     telemetry.desynced = 0
     run([(query(b"SELECT 1"), b"\x05\x00\x00\x07junk!"), (query(b"SELECT 2"), b"\x01\x00\x00\x09x")], telemetry)
     assert telemetry.desynced == 1
+
+
+def test_utility_commands_are_metrics_only_unless_they_fail():
+    from tests.agents.mysql.packets import frames
+    telemetry = run([(frames(0, b"\x0e"), ok(1)), (frames(0, b"\x1f"), err(1, 1047, b"08S01", b"Unknown command"))])
+    assert [o["method"] for o in telemetry.observations] == ["PING", "RESET_CONNECTION"]
+    assert [s["name"] for s in telemetry.spans] == ["reset_connection"]

@@ -204,3 +204,25 @@ def test_recorded_traffic_decodes_identically_in_any_chunking(tables, relay, tel
             for at in range(0, len(data), step):
                 events.extend(feed(data[at:at + step], now))
         assert [(e.statement_type, e.digest, e.rows) for e in events] == reference
+
+
+def test_connection_killed_mid_statement_is_an_error(tables, relay, telemetry):
+    import threading
+
+    conn = connect(tables, relay.port)
+    thread_id = conn.thread_id()
+    telemetry.clear()
+
+    def kill_soon():
+        with direct(tables) as admin:
+            admin.cursor().execute("DO SLEEP(0.5)")
+            admin.cursor().execute(f"KILL {thread_id}")
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    with pytest.raises(pymysql.MySQLError):
+        conn.cursor().execute("SELECT SLEEP(20)")
+    killer.join()
+    relay.wait_closed()
+    [observation] = telemetry.observations
+    assert (observation["method"], observation["status_class"]) == ("SELECT", "error")

@@ -7,14 +7,18 @@ exactly what it sent.
 Phases (shares of ``--duration``): ``steady`` traffic, a ``spike`` (4x the rate), ``slow`` (the
 ``--slow-target`` service, payment by default, is told ``/admin/slow?ms=--slow-ms``), ``failing``
 (``--fail-target``, carts by default, answers 503 to ``--fail-ratio``, 0.3, of its requests), then
-``recovery``. A phase's injection is switched on at its start and reset at its end through the
-target's admin URL (``--admin NAME=URL``); without one the phase runs without injection.
+``recovery``. A phase's injection is switched on at its start and reset at its end, once all its
+requests are answered (so the next phase may start a little late), through the target's admin URL (``--admin NAME=URL``); without one the phase runs without injection.
 
 Requests go to the front-end only, open loop at ``--rate`` x ``--scale`` requests/s, at most
 ``--concurrency`` in flight and ``--max-requests`` in all, and only to 127.0.0.1. When it stops
 (end of phases, ``--max-requests``, SIGINT or SIGTERM) it waits for the requests in flight and
 writes the report (``Report.as_dict``): per front-end endpoint and per raw path, the number of
 requests sent and of errors (status >= 500 or no response at all).
+
+Like an ingress gateway, it starts a trace for every request (``--trace-headers``: B3
+``x-b3-traceid/x-b3-spanid/x-b3-sampled`` and W3C ``traceparent``, the same ids in both, sampled)
+and lists the first ``--trace-log`` trace ids in the report with their endpoint and outcome.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import signal
 import time
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from examples.shop.service import KEEPALIVE_CLIENT_S, Counter
 logger = logging.getLogger(__name__)
 
 ALLOWED_HOST = "127.0.0.1"
+TRACE_HEADER_STYLES = ("both", "b3", "w3c", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,58 +87,78 @@ TAGS = ("", "", "", "blue", "formal", "geek", "sport")
 SEARCH_WORDS = ("sock", "geek", "action", "classic", "blue", "xyz")
 
 
-def _home(rng):
-    return ShopRequest("GET", "GET /", "/")
+class Crowd:
+    """What a crowd of shoppers asks for next: a seeded, weighted mix of the front-end's requests.
+    Like browsers with sessions, it mostly orders for customers whose cart it has seen filled
+    (``answered``), so that most orders reach payment and shipping. The sequence of endpoints
+    depends on the seed only; which customer orders also depends on the answers."""
 
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._filled_carts: list[int] = []
+        # (weight, request maker)
+        self._mix = ((10, self._home), (20, self._browse), (20, self._sock), (5, self._search), (8, self._cart),
+                     (15, self._add_to_cart), (8, self._order), (4, self._orders), (5, self._customer),
+                     (5, self._login))
+        self._weights = [weight for weight, _ in self._mix]
+        self._makers = [maker for _, maker in self._mix]
 
-def _browse(rng):
-    tags = rng.choice(TAGS)
-    params = {"page": rng.choice((1, 1, 2)), "size": 6}
-    if tags:
-        params["tags"] = tags
-    return ShopRequest("GET", "GET /catalogue", "/catalogue", params=params)
+    def next_request(self) -> ShopRequest:
+        return self._rng.choices(self._makers, self._weights)[0]()
 
+    def answered(self, request: ShopRequest, outcome: int | str) -> None:
+        if request.endpoint == "POST /cart/items" and outcome == 201:
+            customer_id = request.params["customer_id"]
+            if customer_id not in self._filled_carts:
+                self._filled_carts.append(customer_id)
 
-def _sock(rng):
-    sock_id = rng.choice((*SOCK_IDS, 10))
-    return ShopRequest("GET", "GET /catalogue/{sock_id}", f"/catalogue/{sock_id}")
+    def _customer_id(self) -> int:
+        return self._rng.choice(CUSTOMER_IDS)
 
+    def _home(self) -> ShopRequest:
+        return ShopRequest("GET", "GET /", "/")
 
-def _search(rng):
-    return ShopRequest("GET", "GET /search", "/search", params={"q": rng.choice(SEARCH_WORDS)})
+    def _browse(self) -> ShopRequest:
+        tags = self._rng.choice(TAGS)
+        params = {"page": self._rng.choice((1, 1, 2)), "size": 6}
+        if tags:
+            params["tags"] = tags
+        return ShopRequest("GET", "GET /catalogue", "/catalogue", params=params)
 
+    def _sock(self) -> ShopRequest:
+        sock_id = self._rng.choice((*SOCK_IDS, 10))
+        return ShopRequest("GET", "GET /catalogue/{sock_id}", f"/catalogue/{sock_id}")
 
-def _cart(rng):
-    return ShopRequest("GET", "GET /cart", "/cart", params={"customer_id": rng.choice(CUSTOMER_IDS)})
+    def _search(self) -> ShopRequest:
+        return ShopRequest("GET", "GET /search", "/search", params={"q": self._rng.choice(SEARCH_WORDS)})
 
+    def _cart(self) -> ShopRequest:
+        return ShopRequest("GET", "GET /cart", "/cart", params={"customer_id": self._customer_id()})
 
-def _add_to_cart(rng):
-    return ShopRequest("POST", "POST /cart/items", "/cart/items", params={"customer_id": rng.choice(CUSTOMER_IDS)},
-                       json={"sock_id": rng.choice(SOCK_IDS), "quantity": rng.randint(1, 3)})
+    def _add_to_cart(self) -> ShopRequest:
+        return ShopRequest("POST", "POST /cart/items", "/cart/items", params={"customer_id": self._customer_id()},
+                           json={"sock_id": self._rng.choice(SOCK_IDS), "quantity": self._rng.randint(1, 3)})
 
+    def _order(self) -> ShopRequest:
+        # draw both whatever the state, so that the endpoint sequence depends on the seed only
+        anyone, by_chance = self._customer_id(), self._rng.random() < 0.1
+        # now and then a random customer, whose cart may be empty (400)
+        customer_id = anyone if by_chance or not self._filled_carts else self._filled_carts[0]
+        if customer_id in self._filled_carts:
+            self._filled_carts.remove(customer_id)
+        return ShopRequest("POST", "POST /orders", "/orders", params={"customer_id": customer_id})
 
-def _order(rng):
-    return ShopRequest("POST", "POST /orders", "/orders", params={"customer_id": rng.choice(CUSTOMER_IDS)})
+    def _orders(self) -> ShopRequest:
+        return ShopRequest("GET", "GET /orders", "/orders", params={"customer_id": self._customer_id()})
 
+    def _customer(self) -> ShopRequest:
+        customer_id = self._customer_id()
+        return ShopRequest("GET", "GET /customers/{customer_id}", f"/customers/{customer_id}")
 
-def _orders(rng):
-    return ShopRequest("GET", "GET /orders", "/orders", params={"customer_id": rng.choice(CUSTOMER_IDS)})
-
-
-def _customer(rng):
-    customer_id = rng.choice(CUSTOMER_IDS)
-    return ShopRequest("GET", "GET /customers/{customer_id}", f"/customers/{customer_id}")
-
-
-def _login(rng):
-    customer_id = rng.choice(CUSTOMER_IDS)
-    password = f"password{customer_id}" if rng.random() < 0.8 else "wrong"  # 401 now and then
-    return ShopRequest("POST", "POST /login", "/login", json={"username": f"user{customer_id}", "password": password})
-
-
-# (weight, request maker): what a crowd of shoppers does.
-MIX = ((10, _home), (20, _browse), (20, _sock), (5, _search), (8, _cart), (15, _add_to_cart),
-       (8, _order), (4, _orders), (5, _customer), (5, _login))
+    def _login(self) -> ShopRequest:
+        customer_id = self._customer_id()
+        password = f"password{customer_id}" if self._rng.random() < 0.8 else "wrong"  # 401 now and then
+        return ShopRequest("POST", "POST /login", "/login", json={"username": f"user{customer_id}", "password": password})
 
 
 @dataclass(slots=True)
@@ -145,12 +171,14 @@ class PhaseRecord:
     started_at: float = 0.0
     stopped_at: float = 0.0
     counter: Counter = field(default_factory=Counter)
+    endpoints: dict[str, Counter] = field(default_factory=lambda: collections.defaultdict(Counter))
 
     def as_dict(self) -> dict:
         return {"name": self.name, "rate": self.rate, "planned_s": round(self.planned_s, 3),
                 "started_at": self.started_at, "stopped_at": self.stopped_at,
                 "injection": self.injection, "injected": self.injected,
-                "requests": self.counter.requests, "errors": self.counter.errors}
+                "requests": self.counter.requests, "errors": self.counter.errors,
+                "endpoints": {key: counter.as_dict() for key, counter in sorted(self.endpoints.items())}}
 
 
 @dataclass(slots=True)
@@ -167,6 +195,8 @@ class Report:
     paths: dict[str, Counter] = field(default_factory=lambda: collections.defaultdict(Counter))
     phases: list[PhaseRecord] = field(default_factory=list)
     admin_calls: list[dict] = field(default_factory=list)
+    traces: list[dict] = field(default_factory=list)
+    traces_not_listed: int = 0
 
     @property
     def requests(self) -> int:
@@ -188,6 +218,8 @@ class Report:
             "paths": {key: counter.as_dict() for key, counter in sorted(self.paths.items())},
             "phases": [phase.as_dict() for phase in self.phases],
             "admin_calls": self.admin_calls,
+            "traces": self.traces,
+            "traces_not_listed": self.traces_not_listed,
         }
 
     def write(self, path: str | os.PathLike) -> None:
@@ -217,8 +249,12 @@ class LoadConfig:
     max_requests: int = 100_000
     timeout: float = 30.0
     seed: int = 1
+    trace_headers: str = "both"  # one of TRACE_HEADER_STYLES
+    trace_log: int = 10_000  # trace ids listed in the report, at most
 
     def __post_init__(self) -> None:
+        if self.trace_headers not in TRACE_HEADER_STYLES:
+            raise ValueError(f"trace_headers must be one of {TRACE_HEADER_STYLES}, not {self.trace_headers!r}")
         self.base = local_url(self.base)
         self.admin = {name: local_url(url) for name, url in self.admin.items()}
         if self.duration <= 0 or self.rate <= 0 or self.scale <= 0:
@@ -232,9 +268,7 @@ class LoadGenerator:
         self.config = config
         self.report = Report(config.base)
         self.stopping = asyncio.Event()
-        self._rng = random.Random(config.seed)
-        self._weights = [weight for weight, _ in MIX]
-        self._makers = [maker for _, maker in MIX]
+        self._crowd = Crowd(config.seed)
         self._in_flight: set[asyncio.Task] = set()
 
     def stop(self) -> None:
@@ -282,6 +316,7 @@ class LoadGenerator:
         start = loop.time()
         end = start + record.planned_s
         sent = 0
+        sent_tasks: list[asyncio.Task] = []
         while not self.stopping.is_set():
             due = start + sent / record.rate
             if due >= end:
@@ -293,13 +328,18 @@ class LoadGenerator:
                 self.stopping.set()
                 break
             await semaphore.acquire()
-            request = self._rng.choices(self._makers, self._weights)[0](self._rng)
+            request = self._crowd.next_request()
             task = asyncio.create_task(self._send(client, semaphore, request, record))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+            sent_tasks.append(task)
             sent += 1
         # wait out the phase's planned time (nothing more to send but it is not over yet)
         await self._stopped_within(end - loop.time())
+        # and its last answers: its injection must last until all its requests are served
+        pending = [task for task in sent_tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending)
         record.stopped_at = time.time()
 
     async def _stopped_within(self, seconds: float) -> bool:
@@ -312,16 +352,39 @@ class LoadGenerator:
 
     async def _send(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, request: ShopRequest,
                     record: PhaseRecord) -> None:
+        trace_id, headers = self._trace_headers()
         try:
-            response = await client.request(request.method, request.path, params=request.params, json=request.json)
+            response = await client.request(request.method, request.path, params=request.params, json=request.json,
+                                            headers=headers)
             outcome: int | str = response.status_code
         except httpx.HTTPError as exc:
             outcome = type(exc).__name__
         finally:
             semaphore.release()
-        self.report.endpoints[request.endpoint].add(outcome)
-        self.report.paths[f"{request.method} {request.path}"].add(outcome)
+        report = self.report
+        report.endpoints[request.endpoint].add(outcome)
+        report.paths[f"{request.method} {request.path}"].add(outcome)
         record.counter.add(outcome)
+        record.endpoints[request.endpoint].add(outcome)
+        self._crowd.answered(request, outcome)
+        if trace_id is not None:
+            if len(report.traces) < self.config.trace_log:
+                report.traces.append({"trace_id": trace_id, "endpoint": request.endpoint, "path": request.path,
+                                      "phase": record.name, "status": outcome})
+            else:
+                report.traces_not_listed += 1
+
+    def _trace_headers(self) -> tuple[str | None, dict[str, str]]:
+        style = self.config.trace_headers
+        if style == "none":
+            return None, {}
+        trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+        headers = {}
+        if style in ("both", "b3"):
+            headers.update({"x-b3-traceid": trace_id, "x-b3-spanid": span_id, "x-b3-sampled": "1"})
+        if style in ("both", "w3c"):
+            headers["traceparent"] = f"00-{trace_id}-{span_id}-01"
+        return trace_id, headers
 
     async def _admin(self, client: httpx.AsyncClient, service: str, action: str, params: dict) -> bool:
         base = self.config.admin.get(service)
@@ -371,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trace-headers", choices=TRACE_HEADER_STYLES, default="both",
+                        help="trace context sent with each request (default both B3 and W3C)")
+    parser.add_argument("--trace-log", type=int, default=10_000, help="trace ids listed in the report, at most")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -384,7 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         config = LoadConfig(base=args.base, duration=args.duration, rate=args.rate, scale=args.scale,
                             phases=tuple(available[name] for name in names), admin=_admin_urls(args.admin),
                             concurrency=args.concurrency, max_requests=args.max_requests,
-                            timeout=args.timeout, seed=args.seed)
+                            timeout=args.timeout, seed=args.seed, trace_headers=args.trace_headers,
+                            trace_log=args.trace_log)
     except (ValueError, argparse.ArgumentTypeError) as exc:
         parser.error(str(exc))
     report = asyncio.run(_run_until_signalled(config))

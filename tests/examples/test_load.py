@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from examples.shop import load, topology
@@ -53,6 +54,11 @@ def paused_shop(shop):
         shop.admin(service.name, "reset")
 
 
+def trace_ids_seen(shop, service: str) -> set[str]:
+    requests = httpx.get(f"{shop.url(service)}/admin/traces", trust_env=False).json()["requests"]
+    return {request["headers"].get("x-b3-traceid") for request in requests}
+
+
 def snapshot(shop) -> dict[str, dict]:
     return {service.name: shop.stats(service.name) for service in topology.SERVICES}
 
@@ -82,10 +88,14 @@ def test_report_equals_what_the_shop_counted(paused_shop):
     assert [phase["injected"] for phase in report["phases"]] == [False, False, True, True, False]
     assert [call["status"] for call in report["admin_calls"]] == [200] * 4  # slow, reset, fail, reset
     assert after["payment"]["injection"] == after["carts"]["injection"] == {"slow_ms": 0, "fail_ratio": 0.0}
-    assert after["payment"]["injected"]["slowed"] > before["payment"]["injected"]["slowed"]
+    # a phase's injection covers exactly its own requests: every order of the slow phase that got as
+    # far as payment was slowed, and nothing else was
+    slow_orders = report["phases"][2]["endpoints"]["POST /orders"]["statuses"]
+    slowed = after["payment"]["injected"]["slowed"] - before["payment"]["injected"]["slowed"]
+    assert slowed == slow_orders.get("201", 0) + slow_orders.get("402", 0) > 0
     # every injected carts failure, and nothing else, became a 502 at the front-end
     failed = after["carts"]["injected"]["failed"] - before["carts"]["injected"]["failed"]
-    assert report["errors"] == failed > 0
+    assert report["errors"] == report["phases"][3]["errors"] == failed > 0
 
     # every call between services is counted the same by caller and callee, along topology edges only
     for callee in topology.SERVICES:
@@ -106,6 +116,13 @@ def test_report_equals_what_the_shop_counted(paused_shop):
     for service in topology.SERVICES:
         assert set(after[service.name]["calls"]) <= set(service.dependencies)
     assert after["queue"]["queue"]["depth"] == 0
+
+    # it started one trace per request; front-end and orders carried those of placed orders to payment
+    traced = report["traces"]
+    assert len(traced) == len({trace["trace_id"] for trace in traced}) == report["requests"]
+    placed = {trace["trace_id"] for trace in traced if trace["endpoint"] == "POST /orders" and trace["status"] == 201}
+    assert placed and placed <= trace_ids_seen(shop, "payment")
+    assert not trace_ids_seen(shop, "queue") & {trace["trace_id"] for trace in traced}
     assert after["queue-worker"]["worker"]["processed"] == after["queue"]["queue"]["taken"]
 
 

@@ -241,7 +241,7 @@ def local_url(url: str) -> str:
 class LoadConfig:
     base: str
     duration: float = 60.0
-    rate: float = 20.0  # requests per second in the steady phases, before `scale`
+    rate: float = 10.0  # requests per second in the steady phases, before `scale`
     scale: float = 1.0
     phases: tuple[Phase, ...] = field(default_factory=default_phases)
     admin: dict[str, str] = field(default_factory=dict)  # service name -> its base URL for /admin/*
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m examples.shop.load", description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the front-end's base URL, http://127.0.0.1:PORT")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds for all phases together")
-    parser.add_argument("--rate", type=float, default=20.0, help="steady requests per second")
+    parser.add_argument("--rate", type=float, default=10.0, help="steady requests per second")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every phase's rate")
     parser.add_argument("--report", help="write the JSON report here when stopping (default: stdout)")
     parser.add_argument("--admin", action="append", default=[], metavar="NAME=URL",

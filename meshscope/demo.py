@@ -100,12 +100,12 @@ class ShopStack:
     def start_platform(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.broker = TansuBroker(log_path=self.work_dir / "tansu.log").start()
-        self._spawn("meshscope-serve", [sys.executable, "-m", "meshscope.cli", "serve"], env={
+        server = self._spawn("meshscope-serve", [sys.executable, "-m", "meshscope.cli", "serve"], env={
             "MESHSCOPE_CLICKHOUSE_URL": f"chdb://{(self.work_dir / 'clickhouse').resolve()}",
             "MESHSCOPE_PORT": str(self.port),
             "MESHSCOPE_SPOOL_DIR": str(self.work_dir / "spool" / "collector"),
         })
-        self.wait_http(f"{self.api}/health", timeout=90)
+        self.wait_http(f"{self.api}/health", timeout=90, process=server)
         self.mariadb = start_mariadb()
 
     def start_shop(self) -> None:
@@ -163,9 +163,12 @@ class ShopStack:
             )
 
     @staticmethod
-    def wait_http(url: str, timeout: float) -> None:
+    def wait_http(url: str, timeout: float, process: Process | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if process is not None and process.popen.poll() is not None:
+                tail = process.log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(f"{process.name} exited ({process.popen.returncode}): " + " | ".join(tail))
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url, timeout=2).status_code < 500:
                     return

@@ -315,13 +315,13 @@ class HttpConversation:
         if state == TUNNEL or state == DESYNCED:
             return
         self._now = now_ns
+        if self._response_held:
+            data = self._response_held + data
+            self._response_held = b""
         if not self._special_pending:
             self._feed_response_piece(data)
             return
         # A HEAD or CONNECT is pending: find where its response head ends (see on_headers_complete)
-        if self._response_held:
-            data = self._response_held + data
-            self._response_held = b""
         position, size = 0, len(data)
         while position < size and self.state != TUNNEL and self.state != DESYNCED:
             index = data.find(_TERMINATOR, position)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents import tracecontext
 from agents.http_parser import ABORTED, CLOSED, COMPLETE, DESYNCED, TUNNEL, HttpConversation
@@ -145,3 +147,51 @@ def test_unanswered_pipelining_is_bounded():
     assert conversation.feed_request(b"GET / HTTP/1.1\r\n\r\n", 2) == b"GET / HTTP/1.1\r\n\r\n"
     assert conversation.state == DESYNCED and not conversation.pending
     assert len(conversation.take_finished()) == MAX_PENDING + 5
+
+
+# ------------------------------------------------------------------ properties
+
+_bodies = st.binary(max_size=60)
+
+
+@st.composite
+def _conversation(draw):
+    requests, responses, expected = [], [], []
+    for _ in range(draw(st.integers(1, 5))):
+        method = draw(st.sampled_from(["GET", "POST", "HEAD", "PUT"]))
+        body = draw(_bodies) if method in ("POST", "PUT") else b""
+        chunked = bool(body) and draw(st.booleans())
+        head = f"{method} /r/{draw(st.integers(0, 999))} HTTP/1.1\r\nHost: h\r\n".encode()
+        if chunked:
+            requests.append(head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        else:
+            requests.append(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status = draw(st.sampled_from([200, 201, 204, 304, 404, 500]))
+        payload = b"" if status in (204, 304) else draw(_bodies)
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n" if draw(st.booleans()) else b""
+        if method == "HEAD" or status in (204, 304):
+            responses.append(interim + b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(payload) or 7))
+            expected.append((method, status, len(body), 0))
+        elif payload and draw(st.booleans()):
+            pieces = [payload[:len(payload) // 2], payload[len(payload) // 2:]]
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p)
+            responses.append(interim + b"HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\n\r\n" % status + chunks + b"0\r\n\r\n")
+            expected.append((method, status, len(body), len(payload)))
+        else:
+            responses.append(interim + b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(payload)) + payload)
+            expected.append((method, status, len(body), len(payload)))
+    return b"".join(requests), b"".join(responses), expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(conversation=_conversation(), request_chunk=st.integers(1, 40), response_chunk=st.integers(1, 40))
+def test_any_chunking_gives_the_same_exchanges_and_bytes(conversation, request_chunk, response_chunk):
+    requests, responses, expected = conversation
+    tracker = HttpConversation(lambda exchange: tracecontext.rewrite(exchange.head, b"X-T: 1\r\n", False))
+    out = b"".join(tracker.feed_request(requests[i:i + request_chunk], i) for i in range(0, len(requests), request_chunk))
+    for i in range(0, len(responses), response_chunk):
+        tracker.feed_response(responses[i:i + response_chunk], i)
+    got = [(e.method, e.status, e.request_body_bytes, e.response_body_bytes) for e in tracker.take_finished()]
+    assert got == expected
+    assert out.count(b"X-T: 1\r\n") == len(expected)
+    assert out.replace(b"X-T: 1\r\n", b"") == requests

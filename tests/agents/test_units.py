@@ -160,3 +160,25 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("meshscope agent: ") for line in errors)
     assert "Traceback" not in "".join(errors)
+
+
+def test_outbound_observer_rewrites_the_context_in_the_format_it_came_in():
+    from agents.http_observer import HttpObserver
+    from agents.observer import ListenerContext
+
+    recorder = Recorder("front", "i1", "v1", sample_rate=1.0)
+    recorder.track_inbound = False
+    context = ListenerContext("front", "i1", "v1", "outbound", "back", "127.0.0.1:7001", "back.internal:80", "http")
+    observer = HttpObserver(context, recorder)
+    request = f"GET /x HTTP/1.1\r\nHost: back\r\nb3: {TRACE}-{SPAN}-1\r\nAccept: */*\r\n\r\n".encode()
+    forwarded = observer.client_data(request, 1_000)
+    lines = forwarded.split(b"\r\n")
+    (b3,) = [line for line in lines if line.startswith(b"b3: ")]
+    trace_id, span_id, flag, parent = b3[4:].decode().split("-")
+    assert (trace_id, flag, parent) == (TRACE, "1", SPAN) and span_id != SPAN
+    assert forwarded.replace(b3 + b"\r\n", b"") == request.replace(f"b3: {TRACE}-{SPAN}-1\r\n".encode(), b"")
+    observer.server_data(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 3_000_000)
+    (span,) = list(recorder.spans)
+    assert (span["kind"], span["traceId"], span["id"], span["parentId"]) == ("CLIENT", TRACE, span_id, SPAN)
+    assert span["remoteEndpoint"] == {"serviceName": "back", "port": 80}
+    assert span["tags"]["error"] == "503" and span["duration"] == 2999

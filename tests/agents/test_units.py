@@ -182,3 +182,15 @@ def test_outbound_observer_rewrites_the_context_in_the_format_it_came_in():
     assert (span["kind"], span["traceId"], span["id"], span["parentId"]) == ("CLIENT", TRACE, span_id, SPAN)
     assert span["remoteEndpoint"] == {"serviceName": "back", "port": 80}
     assert span["tags"]["error"] == "503" and span["duration"] == 2999
+
+
+def test_example_config_file_is_valid():
+    from pathlib import Path
+
+    import agents
+
+    settings, listeners = build({"agent_config": str(Path(agents.__file__).parent / "agent.example.yaml")})
+    assert settings.service == "orders" and settings.health_path == "/healthz"
+    assert [(l.direction, l.name, l.protocol) for l in listeners] == [
+        ("inbound", "", "http"), ("outbound", "payment", "http"), ("outbound", "db", "mysql"),
+    ]

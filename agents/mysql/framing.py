@@ -88,6 +88,24 @@ class PacketFramer:
     def next(self, now_ns: int) -> Packet | None:
         """The next packet completed by the current chunk, or None when the chunk is used up
         (its tail kept, bounded, for the next one)."""
+        pos, end = self._pos, self._end
+        if pos >= end:
+            return None
+        if not self._in_packet and not self._header and end - pos >= 4:
+            # Fast path: a whole single-frame packet inside this chunk.
+            view = self._view
+            header = _HEADER.unpack_from(view, pos)[0]  # 3-byte length | sequence id << 24
+            length = header & 0xFFFFFF
+            body = pos + 4
+            if length < MAX_FRAME and body + length <= end:
+                self._pos = body + length
+                seq = header >> 24
+                kept = view[body:body + length] if length <= self.keep else view[body:body + self.keep]
+                return Packet(seq, seq, length, kept, now_ns, now_ns)
+        return self._next_slow(now_ns)
+
+    def _next_slow(self, now_ns: int) -> Packet | None:
+        """Packets split across chunks or frames: accumulate (a bounded prefix) and skip."""
         view, pos, end, keep = self._view, self._pos, self._end, self.keep
         while pos < end:
             if self._frame_left:
@@ -103,15 +121,6 @@ class PacketFramer:
                     return self._finish(now_ns)
                 continue
             if not self._in_packet and not self._header:
-                if end - pos >= 4:
-                    # Fast path: a whole single-frame packet inside this chunk.
-                    length = view[pos] | view[pos + 1] << 8 | view[pos + 2] << 16
-                    if length < MAX_FRAME and pos + 4 + length <= end:
-                        seq = view[pos + 3]
-                        body = pos + 4
-                        self._pos = body + length
-                        return Packet(seq, seq, length, bytes(view[body:body + min(length, keep)]),
-                                      now_ns, now_ns)
                 self._start_ns = now_ns
             need = 4 - len(self._header)
             self._header += view[pos:pos + need]

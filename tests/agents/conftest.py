@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import httpx
@@ -74,7 +75,7 @@ def asgi_upstream():
 
 @pytest.fixture(scope="session")
 def nginx():
-    if not shutil.which("nginx") and not shutil.os.path.exists("/usr/sbin/nginx"):
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
         pytest.skip("nginx is not installed (apt-get install nginx)")
     server = Nginx().start()
     yield server

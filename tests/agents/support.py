@@ -59,7 +59,8 @@ class AgentThread:
 
     def __init__(self, flags: dict, publisher=None, spool_dir: Path | None = None) -> None:
         flags = dict(flags)
-        flags.setdefault("agent_spool_dir", str(spool_dir or tempfile.mkdtemp(prefix="agent-spool-")))
+        self._own_spool = None if spool_dir or "agent_spool_dir" in flags else tempfile.mkdtemp(prefix="agent-spool-")
+        flags.setdefault("agent_spool_dir", str(spool_dir or self._own_spool))
         flags.setdefault("export_interval_s", "0.2")
         flags.setdefault("drain_timeout_s", "2")
         self.settings, self.specs = build(flags)
@@ -100,6 +101,8 @@ class AgentThread:
         asyncio.run_coroutine_threadsafe(self.agent.shutdown(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        if self._own_spool:
+            shutil.rmtree(self._own_spool, ignore_errors=True)
 
     def call(self, fn):
         """Run ``fn()`` on the agent's loop thread and return its result."""

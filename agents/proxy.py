@@ -307,4 +307,7 @@ class Proxy:
         for listener in self.listeners:
             for connection in list(listener.connections):
                 connection.close()
-        await asyncio.sleep(0)
+        # connection_lost (which reports what was pending) comes a loop iteration or two later
+        settle = asyncio.get_running_loop().time() + 1.0
+        while any(listener.connections for listener in self.listeners) and asyncio.get_running_loop().time() < settle:
+            await asyncio.sleep(0.01)

@@ -24,7 +24,7 @@ from agents.mysql import sql
 from agents.mysql.errors import MySQLDecodeError
 from agents.mysql.framing import DEFAULT_KEEP, Packet, PacketFramer
 from agents.mysql.protocol import (
-    AUTH_MORE_DATA, CLIENT_COMPRESS, CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_MYSQL,
+    CLIENT_COMPRESS, CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_MYSQL,
     CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA, CLIENT_PROTOCOL_41, CLIENT_QUERY_ATTRIBUTES,
     CLIENT_SECURE_CONNECTION, CLIENT_SESSION_TRACK, CLIENT_SSL, CLIENT_ZSTD_COMPRESSION_ALGORITHM,
     COM_CHANGE_USER, COM_FIELD_LIST, COM_INIT_DB, COM_PROCESS_INFO, COM_QUERY, COM_QUIT,
@@ -135,7 +135,7 @@ class _Command:
     __slots__ = ("code", "name", "start_ns", "expected_seq", "state", "text", "truncated",
                  "prepared", "prepare_of", "params", "database", "request_bytes", "response_bytes",
                  "results", "rows", "columns_left", "params_left", "uploading", "new_user",
-                 "new_database", "statement_id")
+                 "new_database")
 
     def __init__(self, code: int, packet: Packet, database: str) -> None:
         self.code = code
@@ -158,7 +158,6 @@ class _Command:
         self.uploading = False  # LOCAL INFILE: the client is sending the file
         self.new_user: str | None = None
         self.new_database: str | None = None
-        self.statement_id = -1
 
 
 def _wire_bytes(packet: Packet) -> int:
@@ -365,7 +364,6 @@ class MySQLConnectionDecoder:
     def _statement_command(self, command: _Command, packet: Packet) -> None:
         payload = packet.payload
         statement_id = u32(payload, 1)
-        command.statement_id = statement_id
         prepared = self._statements.get(statement_id)
         if statement_id == UNKNOWN_STATEMENT and self._last_prepare is not None:
             if self._last_prepare.prepared is not None:
@@ -557,7 +555,6 @@ class MySQLConnectionDecoder:
             prepared = _Prepared(command.text, command.truncated, statement, params, columns)
             self._statements[statement_id] = prepared
             command.prepared = prepared
-            command.statement_id = statement_id
             command.results.append(self._result(command, packet, warnings=warnings))
             command.params_left, command.columns_left = params, columns
             command.state = PREPARE_PARAMS

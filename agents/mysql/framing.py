@@ -79,7 +79,7 @@ class PacketFramer:
 
     def begin(self, data: bytes) -> None:
         # Indexing bytes is cheaper than a memoryview; slices copy only what is kept.
-        self._view = data
+        self._view = data if type(data) is bytes else bytes(data)
         self._pos, self._end = 0, len(data)
 
     def end(self) -> None:

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from agents.mysql.decoder import COMMANDS, OPAQUE, RESYNC, MySQLConnectionDecoder
+from agents.mysql.decoder import COMMANDS, OPAQUE, RESYNC
 from agents.mysql.protocol import (
     CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, CLIENT_SSL, SERVER_MORE_RESULTS_EXISTS,
     SERVER_STATUS_CURSOR_EXISTS, SERVER_STATUS_LAST_ROW_SENT,

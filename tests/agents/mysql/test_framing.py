@@ -42,3 +42,10 @@ def test_buffering_is_bounded_mid_packet():
     for at in range(0, len(data) - 65536, 65536):
         assert framer.feed(data[at:at + 65536], 0) == []
         assert framer.buffered <= 104
+
+
+def test_bytearray_and_memoryview_input():
+    stream = frames(0, b"\x03SELECT 1")
+    for data in (bytearray(stream), memoryview(stream)):
+        [packet] = PacketFramer().feed(data, 0)
+        assert type(packet.payload) is bytes and packet.payload == b"\x03SELECT 1"

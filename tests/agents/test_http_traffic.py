@@ -218,3 +218,27 @@ def test_shutdown_drains_requests_in_flight_and_flushes(asgi_upstream):
         thread.join(10)
     assert results == ["slept"]
     assert sorted((r.endpoint, r.sketch.count) for r in publisher.records()) == [("GET /hello", 1), ("GET /sleep", 1)]
+
+
+def test_shutdown_past_the_drain_timeout_reports_what_was_cut(asgi_upstream):
+    import threading
+    import time
+
+    publisher = MemoryPublisher()
+    agent = _agent(asgi_upstream, publisher, interval_s=60, drain_timeout_s=0.3)
+    errors = []
+
+    def too_slow():
+        try:
+            with httpx.Client(timeout=10) as client:
+                client.get(f"http://127.0.0.1:{agent.port()}/sleep", params={"ms": 3000})
+        except httpx.HTTPError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=too_slow)
+    thread.start()
+    time.sleep(0.3)
+    agent.stop()
+    thread.join(10)
+    assert errors  # the client saw its connection closed
+    assert [(r.endpoint, r.status_class, r.errors) for r in publisher.records()] == [("GET /sleep", "aborted", 1)]

@@ -216,7 +216,7 @@ def main() -> int:
         floor_process = psutil.Process(floor.pid)
         measure_fixed_rate(floor_port, args.rate, 1, size)
         floor_before = sum(floor_process.cpu_times()[:2])
-        _, _, floor_count = measure_fixed_rate(floor_port, args.rate, args.rate_seconds, size)
+        floor_p50, floor_p99, floor_count = measure_fixed_rate(floor_port, args.rate, args.rate_seconds, size)
         floor_cpu = sum(floor_process.cpu_times()[:2]) - floor_before
         print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
         print(f"  direct       p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
@@ -224,8 +224,9 @@ def main() -> int:
         cpu_per_1000 = cpu / count * 1000
         print(f"agent CPU {cpu:.2f} s over {elapsed:.1f} s = {cpu_per_1000:.4f} CPU-seconds per 1,000 requests "
               f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
-        print(f"floor: the same proxy without HTTP parsing (tcp listener) {floor_cpu / floor_count * 1000:.4f} CPU-seconds per 1,000 requests "
-              f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine)")
+        print(f"floor, the same proxy without HTTP parsing (tcp listener): {floor_cpu / floor_count * 1000:.4f} CPU-seconds per 1,000 requests, "
+              f"p50 {floor_p50:.3f} ms p99 {floor_p99:.3f} ms")
+        print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f}"

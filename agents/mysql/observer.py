@@ -10,7 +10,8 @@ as a Zipkin v2 span (CLIENT outbound, SERVER inbound) whose parent is the sqlcom
 
 Options, first found: the ``options`` argument; a ``mysql_options`` attribute of the telemetry
 (the agent sets it from its settings); else ``AgentSettings`` from the environment, read once per
-process (``MESHSCOPE_CAPTURE_SQL_PARAMS``, ``MESHSCOPE_MASK_SQL_LITERALS``, ``MESHSCOPE_SLOW_MS``).
+process (``MESHSCOPE_CAPTURE_SQL_PARAMS``, ``MESHSCOPE_MASK_SQL_LITERALS``, ``MESHSCOPE_SLOW_MS``),
+with the telemetry's own ``slow_ms`` when it has one.
 A connection the decoder loses track of is counted once in the telemetry's ``desynced`` counter
 when it has one, and always in ``STATS``.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from agents.mysql import sql
@@ -55,6 +56,14 @@ def default_options() -> MySQLOptions:
     except Exception:
         logger.exception("mysql observer: agent settings unreadable, using defaults")
         return MySQLOptions()
+
+
+def _options_for(telemetry: Telemetry) -> MySQLOptions:
+    options = default_options()
+    slow_ms = getattr(telemetry, "slow_ms", None)  # the agent's Recorder knows its --slow-ms
+    if isinstance(slow_ms, (int, float)) and slow_ms > 0:
+        options = replace(options, slow_ms=float(slow_ms))
+    return options
 
 
 @dataclass(slots=True)
@@ -99,7 +108,7 @@ class MySQLObserver:
                  options: MySQLOptions | None = None) -> None:
         self.context = context
         self.telemetry = telemetry
-        self.options = options or getattr(telemetry, "mysql_options", None) or default_options()
+        self.options = options or getattr(telemetry, "mysql_options", None) or _options_for(telemetry)
         self.decoder = MySQLConnectionDecoder(capture_params=self.options.capture_params)
         self._outbound = context.direction != "inbound"
         self._kind = "sql.client" if self._outbound else "sql.server"

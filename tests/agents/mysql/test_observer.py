@@ -126,3 +126,11 @@ def test_utility_commands_are_metrics_only_unless_they_fail():
     telemetry = run([(frames(0, b"\x0e"), ok(1)), (frames(0, b"\x1f"), err(1, 1047, b"08S01", b"Unknown command"))])
     assert [o["method"] for o in telemetry.observations] == ["PING", "RESET_CONNECTION"]
     assert [s["name"] for s in telemetry.spans] == ["reset_connection"]
+
+
+def test_options_from_the_telemetry():
+    telemetry = RecordingTelemetry()
+    telemetry.slow_ms = 5.0
+    assert MySQLObserver(context("127.0.0.1:3306"), telemetry).options.slow_ms == 5.0
+    telemetry.mysql_options = MySQLOptions(capture_params=True, mask_literals=False, slow_ms=7.0)
+    assert MySQLObserver(context("127.0.0.1:3306"), telemetry).options == telemetry.mysql_options

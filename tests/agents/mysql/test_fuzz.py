@@ -104,3 +104,22 @@ def test_valid_conversation_decodes_cleanly_at_every_chunk_size():
         assert decoder.stats.resyncs == 0
         assert [e.statement_type for e in events] == ["SELECT", "SELEC", "PREPARE", "SELECT", "SELECT", "SELECT",
                                                       "PING", "FIELD_LIST"]
+
+
+@FUZZ
+@given(st.lists(st.integers(1, 400), min_size=1, max_size=8))
+def test_any_chunking_of_a_valid_conversation_gives_the_same_events(cuts):
+    def events_of(cut_sizes):
+        decoder = MySQLConnectionDecoder()
+        events, index = [], 0
+        for direction, raw in valid_conversation():
+            at = 0
+            while at < len(raw):
+                size = cut_sizes[index % len(cut_sizes)]
+                index += 1
+                feed = decoder.client_data if direction == "c" else decoder.server_data
+                events.extend(feed(raw[at:at + size], 1))
+                at += size
+        return [(e.statement_type, e.digest, e.rows, e.error_code) for e in events], decoder.stats.resyncs
+
+    assert events_of(cuts) == events_of([1 << 30])

@@ -337,3 +337,20 @@ def test_statement_text_kept_is_bounded():
     long_query = b"SELECT " + b", ".join(b"c%d" % i for i in range(3000)) + b" FROM t"
     _, [event] = feed(connect() + [("c", query(long_query)), ("s", ok(1))])
     assert event.text_truncated and len(event.text) == 4096 and len(event.digest) <= 1027
+
+
+@CHUNKS
+@pytest.mark.parametrize("caps", [LEGACY, MODERN])
+def test_mariadb_metadata_skipped_by_cache_metadata(chunk, caps):
+    # MARIADB_CLIENT_CACHE_METADATA: the column count carries "metadata follows" = 0 and no
+    # column definitions come (the EOF after metadata still does without DEPRECATE_EOF).
+    deprecate = bool(caps & CLIENT_DEPRECATE_EOF)
+    response = frames(1, lenenc(1) + b"\x00") + (b"" if deprecate else eof(2))
+    seq = 2 if deprecate else 3
+    response += binary_row(seq, 7) + (ok(seq + 1, header=0xFE) if deprecate else eof(seq + 1))
+    prepared, _ = prepare_ok(1, 4, 1, 0, deprecate)
+    conversation = connect(caps | (1 << 36)) + [("c", frames(0, b"\x16SELECT k FROM t")), ("s", prepared),
+                                                ("c", execute(4)), ("s", response)]
+    decoder, events = feed(conversation, chunk)
+    assert [(e.statement_type, e.rows_returned) for e in events] == [("PREPARE", 0), ("SELECT", 1)]
+    assert decoder.stats.resyncs == 0

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 OK_COLOR = "#2e7d32"
 WARN_COLOR = "#ef6c00"
 ERROR_COLOR = "#c62828"
-CRITICAL_COLOR = "#ff1744"
+CRITICAL_COLOR = "#212121"
 MUTED_COLOR = "#757575"
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#ff7f0e", "#393b79",
            "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354")
@@ -34,14 +34,20 @@ def health_color(error_ratio: float | None) -> str:
     return OK_COLOR
 
 
-def sparkline(values: list[float | None] | None) -> str:
-    """A text sparkline: light, sortable-table friendly, and readable without a figure per row."""
-    points = [v for v in (values or []) if v is not None]
+def sparkline(values: list[float | None] | None, width: int = 24) -> str:
+    """A text sparkline of at most ``width`` blocks (steps averaged together): light, fits a table
+    cell, readable without a figure per row."""
+    values = list(values or [])
+    if len(values) > width:
+        size = len(values) / width
+        chunks = [[v for v in values[int(i * size):int((i + 1) * size)] if v is not None] for i in range(width)]
+        values = [sum(c) / len(c) if c else None for c in chunks]
+    points = [v for v in values if v is not None]
     if not points:
         return ""
     low, high = min(points), max(points)
     span = (high - low) or 1.0
-    return "".join(" " if v is None else SPARK_BLOCKS[int((v - low) / span * (len(SPARK_BLOCKS) - 1))] for v in values or [])
+    return "".join(" " if v is None else SPARK_BLOCKS[int((v - low) / span * (len(SPARK_BLOCKS) - 1))] for v in values)
 
 
 def fmt_ms(value: float | None) -> str:

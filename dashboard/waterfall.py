@@ -1,9 +1,11 @@
 """A trace as a tree of spans, its critical path, and its waterfall figure.
 
-The waterfall is one plotly figure drawn with WebGL (``Scattergl``): each span is a thick line
-segment on its own row, so a 10,000-span trace is a few arrays rather than 10,000 DOM nodes
-(Zipkin's classic UI drew one element per span and froze past a few thousand). The y axis shows
-about ``VISIBLE_ROWS`` rows at a time; the rest is reached by panning or zooming.
+The waterfall is one plotly figure: each span is a thick line segment on its own row, one line
+trace per service. It is virtualized like a long list: the figure holds only the rows around the
+view (``BUFFER_ROWS`` beyond it on each side, at most ``MAX_DRAWN_ROWS``, every k-th row when zoomed
+far out), and the page redraws it when the view is panned or zoomed. A 10,000-span trace therefore
+costs the browser what a few hundred rows cost (Zipkin's classic UI drew every span and froze
+past a few thousand; even WebGL needs seconds for 10,000 rows in a software-rendered browser).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import plotly.graph_objects as go
-
 from dashboard.theme import CRITICAL_COLOR, ERROR_COLOR, service_color
 
 VISIBLE_ROWS = 40
+BUFFER_ROWS = 80
+MAX_DRAWN_ROWS = 400
 ROW_PX = 20
+LABEL_CHARS = 56
 
 
 @dataclass(slots=True)
@@ -159,69 +162,105 @@ def visible_rows(tree: TraceTree, collapsed: Iterable[int] = ()) -> list[Waterfa
 
 
 def row_label(row: WaterfallRow) -> str:
-    marker = "+ " if row.collapsed else ("- " if row.node.children else "  ")
-    # non-breaking spaces: SVG tick labels drop leading ordinary spaces
-    return "\u00a0" * (2 * min(row.node.depth, 30)) + marker.replace(" ", "\u00a0") + f"{row.node.service}: {row.node.name}"
+    marker = "▸ " if row.collapsed else ("▾ " if row.node.children else "  ")
+    text = "  " * min(row.node.depth, 20) + marker + f"{row.node.service}: {row.node.name}"
+    if len(text) > LABEL_CHARS:
+        text = text[:LABEL_CHARS - 1] + "…"
+    # tick labels are right-aligned: padding every label to one width (monospace) aligns them left,
+    # so the indentation shows the tree; non-breaking spaces, as SVG collapses ordinary ones
+    return text.ljust(LABEL_CHARS).replace(" ", "\u00a0")
 
 
-def waterfall_figure(tree: TraceTree, collapsed: Iterable[int] = (), selected: int | None = None) -> go.Figure:
-    """The waterfall: x is milliseconds since the trace's start, one row per visible span."""
+def drawn_window(total: int, first_row: int, rows_in_view: int) -> range:
+    """The row indices drawn for a view of ``rows_in_view`` rows from ``first_row``."""
+    low = max(0, first_row - BUFFER_ROWS)
+    high = min(total, first_row + rows_in_view + BUFFER_ROWS)
+    stride = max(1, -(-(high - low) // MAX_DRAWN_ROWS))
+    return range(low, high, stride)
+
+
+def waterfall_figure(tree: TraceTree, collapsed: Iterable[int] = (), selected: int | None = None,
+                     first_row: int = 0, rows_in_view: int = VISIBLE_ROWS) -> dict:
+    """The waterfall around rows ``first_row .. first_row + rows_in_view``: x is milliseconds since
+    the trace's start, y the row (a span, depth first). Hovering anywhere on a row (``hovermode:
+    y``) shows its span; clicking selects it. A plain figure dict, not plotly objects: validation
+    would only cost time."""
     rows = visible_rows(tree, collapsed)
+    first_row = max(0, min(first_row, max(0, len(rows) - 1)))
+    rows_in_view = max(1, rows_in_view)
+    drawn = drawn_window(len(rows), first_row, rows_in_view)
     start = tree.start_us
     by_service: dict[str, tuple[list, list]] = {}
     overlay: dict[str, tuple[list, list]] = {"critical": ([], []), "error": ([], []), "selected": ([], [])}
-    hover_x, hover_y, hover_text, hover_key = [], [], [], []
-    for y, row in enumerate(rows):
+    hover_x, hover_y, hover_text, hover_key, labels = [], [], [], [], []
+    minimum = tree.duration_us / 1000 * 0.002  # zero-length spans stay visible
+    for y in drawn:
+        row = rows[y]
         node = row.node
-        x0, x1 = (node.start_us - start) / 1000, (node.end_us - start) / 1000
-        x1 = max(x1, x0 + tree.duration_us / 1000 * 0.002)  # zero-length spans stay visible
+        x0 = round((node.start_us - start) / 1000, 3)
+        x1 = round(max((node.end_us - start) / 1000, x0 + minimum), 3)
         xs, ys = by_service.setdefault(node.service, ([], []))
         xs += (x0, x1, None)
         ys += (y, y, None)
-        for flag, on in (("critical", node.key in tree.critical), ("error", node.error), ("selected", node.key == selected)):
+        critical = node.key in tree.critical
+        for flag, on in (("critical", critical), ("error", node.error), ("selected", node.key == selected)):
             if on:
                 overlay[flag][0].extend((x0, x1, None))
                 overlay[flag][1].extend((y, y, None))
-        text = (f"{node.service}: {node.name}<br>{node.duration_us / 1000:.3f} ms at +{x0:.3f} ms"
-                + ("<br>critical path" if node.key in tree.critical else "") + ("<br>error" if node.error else ""))
-        for x in (x0, (x0 + x1) / 2, x1):
-            hover_x.append(x)
-            hover_y.append(y)
-            hover_text.append(text)
-            hover_key.append(node.key)
+        hover_x.append(round((x0 + x1) / 2, 3))
+        hover_y.append(y)
+        hover_text.append(f"{node.service}: {node.name}<br>{node.duration_us / 1000:.3f} ms at +{x0:.3f} ms"
+                          + ("<br>critical path" if critical else "") + ("<br>error" if node.error else ""))
+        hover_key.append(node.key)
+        labels.append(row_label(row))
     bar_width = ROW_PX * 0.6
-    traces = [go.Scattergl(x=xs, y=ys, mode="lines", name=service, hoverinfo="skip",
-                           line={"color": service_color(service), "width": bar_width})
+    traces = [{"type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": service, "hoverinfo": "skip",
+               "line": {"color": service_color(service), "width": bar_width}}
               for service, (xs, ys) in sorted(by_service.items())]
     for flag, label, color, width in (("critical", "critical path", CRITICAL_COLOR, 3), ("error", "error", ERROR_COLOR, 3),
-                                      ("selected", "selected", "#111111", bar_width + 4)):
+                                      ("selected", "selected", "#111111", bar_width + 6)):
         xs, ys = overlay[flag]
         if not xs:
             continue
-        trace = go.Scattergl(x=xs, y=ys, mode="lines", name=label, hoverinfo="skip", line={"color": color, "width": width},
-                             opacity=0.35 if flag == "selected" else 1.0)
+        trace = {"type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": label, "hoverinfo": "skip",
+                 "line": {"color": color, "width": width}, "opacity": 0.35 if flag == "selected" else 1.0}
         if flag == "selected":
             traces.insert(0, trace)  # under the bar: a halo
         else:
             traces.append(trace)
-    figure = go.Figure(traces)
-    figure.add_trace(go.Scattergl(
-        x=hover_x, y=hover_y, mode="markers", name="spans", showlegend=False, customdata=hover_key,
-        text=hover_text, hovertemplate="%{text}<extra></extra>", marker={"size": ROW_PX * 0.6, "opacity": 0.01, "color": "#000"},
-    ))
+    traces.append({"type": "scatter", "x": hover_x, "y": hover_y, "mode": "markers", "name": "spans", "showlegend": False,
+                   "customdata": hover_key, "text": hover_text, "hovertemplate": "%{text}<extra></extra>",
+                   "marker": {"size": 4, "opacity": 0.01, "color": "#000000"}})
     shown = min(len(rows), VISIBLE_ROWS)
-    height = 90 + ROW_PX * max(shown, 3)
-    figure.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 40}, dragmode="pan", hovermode="closest",
-        uirevision=f"{tree.start_us}:{len(tree.nodes)}", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-        plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
-        xaxis={"title": "ms since trace start", "range": [0, tree.duration_us / 1000 * 1.01 or 1], "gridcolor": "#eeeeee",
-               "zeroline": False},
-        yaxis={"range": [shown - 0.5, -0.5], "tickmode": "array", "tickvals": list(range(len(rows))),
-               "ticktext": [row_label(r) for r in rows], "automargin": True, "showgrid": False, "zeroline": False,
-               "tickfont": {"family": "monospace", "size": 11}},
-    )
-    return figure
+    layout = {
+        "height": 90 + ROW_PX * max(shown, 3), "margin": {"l": 10, "r": 10, "t": 30, "b": 40}, "dragmode": "pan",
+        "hovermode": "y", "uirevision": f"{tree.start_us}:{len(tree.nodes)}",
+        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        "plot_bgcolor": "#ffffff", "paper_bgcolor": "#ffffff",
+        "xaxis": {"title": {"text": "ms since trace start"}, "range": [0, tree.duration_us / 1000 * 1.01 or 1],
+                  "gridcolor": "#eeeeee", "zeroline": False},
+        "yaxis": {"range": [first_row + min(rows_in_view, len(rows)) - 0.5, first_row - 0.5], "tickmode": "array",
+                  "tickvals": hover_y, "ticktext": labels, "automargin": True, "showgrid": False, "zeroline": False,
+                  "tickfont": {"family": "monospace", "size": 11}},
+        "meta": {"rows": len(rows), "drawn": [drawn.start, drawn.stop, drawn.step]},
+    }
+    return {"data": traces, "layout": layout}
+
+
+def view_from_relayout(relayout: dict | None, current: dict | None) -> dict | None:
+    """The rows in view ``{"first": int, "rows": int}`` after a pan or zoom, or None when the
+    y axis did not move. Reset (double click) goes back to the top."""
+    relayout = relayout or {}
+    if relayout.get("yaxis.autorange") or relayout.get("autosize"):
+        return {"first": 0, "rows": VISIBLE_ROWS}
+    if "yaxis.range[0]" in relayout and "yaxis.range[1]" in relayout:
+        low, high = sorted((relayout["yaxis.range[0]"], relayout["yaxis.range[1]"]))
+    elif isinstance(relayout.get("yaxis.range"), list):
+        low, high = sorted(relayout["yaxis.range"])
+    else:
+        return None
+    view = {"first": max(0, int(low + 0.5)), "rows": max(1, int(high - low + 0.5))}
+    return None if view == current else view
 
 
 def critical_path_ms(tree: TraceTree) -> float:

@@ -19,7 +19,8 @@ from dashboard.data import DataSource
 from dashboard.errors import DataSourceError
 from dashboard.state import parse_query
 from dashboard.theme import fmt_ms
-from dashboard.waterfall import TraceTree, build_tree, critical_path_ms, span_rows, waterfall_figure
+from dashboard.waterfall import VISIBLE_ROWS
+from dashboard.waterfall import TraceTree, build_tree, critical_path_ms, span_rows, view_from_relayout, waterfall_figure
 
 PATH = "trace"
 PAGE_ROWS = 50
@@ -91,11 +92,12 @@ def trace_body(cache: TraceCache, trace_id: str) -> list:
             html.Button("Expand all", id="trace-expand-all", className="button"),
             html.Button("Download JSON", id="trace-download-button", className="button"),
             dcc.Download(id="trace-download"),
-            html.Span("Click a span to select it; drag to pan, scroll or box-zoom; red line: critical path "
-                      f"({fmt_ms(critical_path_ms(tree))} summed).", className="hint"),
+            html.Span("Click a span to select it; drag to pan, scroll to zoom, double-click to go back to the top. "
+                      f"Black line: the critical path ({fmt_ms(critical_path_ms(tree))} summed).", className="hint"),
         ], className="toolbar"),
         dcc.Store(id="trace-collapsed", data=[]),
         dcc.Store(id="trace-selected"),
+        dcc.Store(id="trace-view", data={"first": 0, "rows": VISIBLE_ROWS}),
         dcc.Graph(id="waterfall", figure=waterfall_figure(tree), config={"displaylogo": False, "scrollZoom": True},
                   className="waterfall"),
         html.Div(id="span-details", children=empty("Select a span to see its tags, annotations and endpoints.")),
@@ -103,7 +105,7 @@ def trace_body(cache: TraceCache, trace_id: str) -> list:
         table("span-table", SPAN_COLUMNS, _table_page(rows, 0), page_action="custom", page_current=0, page_size=PAGE_ROWS,
               page_count=max(1, -(-len(rows) // PAGE_ROWS)), sort_action="none",
               style_data_conditional=[{"if": {"filter_query": "{error} = 'error'"}, "color": "#c62828"},
-                                      {"if": {"filter_query": "{critical} = 'yes'", "column_id": "critical"}, "color": "#ff1744"}]),
+                                      {"if": {"filter_query": "{critical} = 'yes'", "column_id": "critical"}, "fontWeight": "600"}]),
     ]
 
 
@@ -152,16 +154,31 @@ def register(app: Any, source: DataSource) -> None:
     def show_trace(search):
         return trace_body(cache, trace_id_of(search))
 
-    @app.callback(Output("waterfall", "figure"), Output("span-table", "data"), Output("span-table", "page_count"),
-                  Input("trace-collapsed", "data"), Input("trace-selected", "data"), Input("span-table", "page_current"),
-                  State("url", "search"), prevent_initial_call=True)
-    def redraw(collapsed, selected, page, search):
+    @app.callback(Output("trace-view", "data"), Input("waterfall", "relayoutData"), State("trace-view", "data"),
+                  prevent_initial_call=True)
+    def follow_view(relayout, current):
+        view = view_from_relayout(relayout, current)
+        return no_update if view is None else view
+
+    @app.callback(Output("waterfall", "figure"), Input("trace-collapsed", "data"), Input("trace-selected", "data"),
+                  Input("trace-view", "data"), State("url", "search"), prevent_initial_call=True)
+    def redraw(collapsed, selected, view, search):
         try:
             _, tree = cache.get(trace_id_of(search))
         except DataSourceError:
-            return no_update, no_update, no_update
+            return no_update
+        view = view or {}
+        return waterfall_figure(tree, collapsed or [], selected, view.get("first", 0), view.get("rows", VISIBLE_ROWS))
+
+    @app.callback(Output("span-table", "data"), Output("span-table", "page_count"), Input("trace-collapsed", "data"),
+                  Input("span-table", "page_current"), State("url", "search"), prevent_initial_call=True)
+    def list_spans(collapsed, page, search):
+        try:
+            _, tree = cache.get(trace_id_of(search))
+        except DataSourceError:
+            return no_update, no_update
         rows = span_rows(tree, collapsed or [])
-        return waterfall_figure(tree, collapsed or [], selected), _table_page(rows, page or 0), max(1, -(-len(rows) // PAGE_ROWS))
+        return _table_page(rows, page or 0), max(1, -(-len(rows) // PAGE_ROWS))
 
     @app.callback(Output("trace-selected", "data"), Input("waterfall", "clickData"), Input("span-table", "active_cell"),
                   prevent_initial_call=True)

@@ -177,17 +177,20 @@ def register(app: Any, source: DataSource) -> None:
                           min_ms="" if min_ms in (None, "") else min_ms, max_ms="" if max_ms in (None, "") else max_ms,
                           limit="" if limit in (None, "", DEFAULT_LIMIT) else limit)
 
-    @app.callback(Output("url", "pathname", allow_duplicate=True), Output("url", "search", allow_duplicate=True),
-                  Input("traces-scatter", "clickData"), Input("q-open", "n_clicks"), Input("q-trace-id", "n_submit"),
-                  State("q-trace-id", "value"), State("url", "search"), prevent_initial_call=True)
-    def open_trace(click, _open, _submit, typed_id, search):
-        from dash import ctx
-
-        if ctx.triggered_id == "traces-scatter":
-            trace_id = (click or {}).get("points", [{}])[0].get("customdata")
-        else:
-            trace_id = (typed_id or "").strip().lower()
+    def open_trace(trace_id: str | None, search: str | None) -> tuple:
         if not trace_id:
             return no_update, no_update
         shared = {k: v for k, v in state.parse_query(search).items() if k in state.SHARED}
         return app.get_relative_path("/trace"), state.encode_query(shared | {"id": trace_id})
+
+    # two callbacks: the scatter exists only once results are in, and a callback may not wait on a missing input
+    @app.callback(Output("url", "pathname", allow_duplicate=True), Output("url", "search", allow_duplicate=True),
+                  Input("traces-scatter", "clickData"), State("url", "search"), prevent_initial_call=True)
+    def open_clicked_trace(click, search):
+        return open_trace((click or {}).get("points", [{}])[0].get("customdata"), search)
+
+    @app.callback(Output("url", "pathname", allow_duplicate=True), Output("url", "search", allow_duplicate=True),
+                  Input("q-open", "n_clicks"), Input("q-trace-id", "n_submit"), State("q-trace-id", "value"), State("url", "search"),
+                  prevent_initial_call=True)
+    def open_typed_trace(_open, _submit, typed_id, search):
+        return open_trace((typed_id or "").strip().lower(), search)

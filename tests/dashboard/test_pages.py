@@ -29,7 +29,7 @@ def test_overview_rows_carry_the_seeded_numbers(app, source):
     assert by_service["payments"]["instances"] == "1/2" and by_service["payments"]["instances_down"] == 1
     assert by_service["payments"]["badges"] == "1 alert · 1 recommendation"
     assert "/dashboard/service?service=orders" in by_service["orders"]["service_link"]
-    assert len(by_service["orders"]["sparkline"]) == 60
+    assert len(by_service["orders"]["sparkline"]) == 24
 
 
 def test_overview_asks_for_the_window_in_the_url(app, source):

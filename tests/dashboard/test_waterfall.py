@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dashboard.waterfall import build_tree, span_rows, visible_rows, waterfall_figure
+import plotly.graph_objects as go
+
+from dashboard.waterfall import (BUFFER_ROWS, MAX_DRAWN_ROWS, VISIBLE_ROWS, build_tree, span_rows, view_from_relayout,
+                                 visible_rows, waterfall_figure)
 from tests.dashboard import seed
 
 
@@ -52,19 +55,33 @@ def test_figure_for_a_small_trace():
     spans = seed.trace_spans()
     tree = build_tree(spans)
     figure = waterfall_figure(tree, selected=3)
-    hover = figure.data[-1]
-    assert len(hover.x) == 3 * len(spans) and hover.customdata[0] == 0
-    names = {t.name for t in figure.data}
+    hover = figure["data"][-1]
+    assert len(hover["x"]) == len(spans) and hover["customdata"][0] == 0
+    names = {t["name"] for t in figure["data"]}
     assert {"critical path", "error", "selected", "frontend"} <= names
-    assert figure.layout.yaxis.range == (len(spans) - 0.5, -0.5)
-    assert figure.layout.yaxis.ticktext[0].endswith("frontend: get /orders/{id}")
+    assert figure["layout"]["yaxis"]["range"] == [len(spans) - 0.5, -0.5]
+    assert figure["layout"]["yaxis"]["ticktext"][0].replace("\u00a0", " ").rstrip() == "▾ frontend: get /orders/{id}"
+    go.Figure(figure)  # a valid plotly figure
 
 
-def test_figure_for_ten_thousand_spans_is_a_few_webgl_traces():
+def test_ten_thousand_spans_draw_only_the_rows_around_the_view():
     spans = seed.trace_spans(seed.BIG_TRACE_ID, seed.BIG_TRACE_SPANS)
     tree = build_tree(spans)
     figure = waterfall_figure(tree)
-    assert all(t.type == "scattergl" for t in figure.data) and len(figure.data) < 10
-    assert len(figure.layout.yaxis.tickvals) == 10_000
-    assert figure.layout.yaxis.range == (39.5, -0.5) and figure.layout.height < 1000
+    assert len(figure["data"]) < 12 and figure["layout"]["height"] < 1000
+    assert figure["layout"]["yaxis"]["tickvals"] == list(range(VISIBLE_ROWS + BUFFER_ROWS))
+    assert figure["layout"]["yaxis"]["range"] == [39.5, -0.5] and figure["layout"]["meta"]["rows"] == 10_000
+    middle = waterfall_figure(tree, first_row=5000, rows_in_view=40)
+    assert middle["layout"]["yaxis"]["tickvals"][0] == 5000 - BUFFER_ROWS and middle["layout"]["yaxis"]["range"] == [5039.5, 4999.5]
+    zoomed_out = waterfall_figure(tree, first_row=0, rows_in_view=10_000)
+    ticks = zoomed_out["layout"]["yaxis"]["tickvals"]
+    assert len(ticks) <= MAX_DRAWN_ROWS and ticks[-1] > 9900  # every k-th row over the whole trace
     assert len(visible_rows(tree, [n.key for n in tree.nodes if n.depth >= 1 and n.children])) < 10_000
+
+
+def test_view_follows_pan_zoom_and_reset():
+    assert view_from_relayout({"yaxis.range[0]": 140.5, "yaxis.range[1]": 100.5}, None) == {"first": 101, "rows": 40}
+    assert view_from_relayout({"yaxis.range": [0, 400]}, None) == {"first": 0, "rows": 400}
+    assert view_from_relayout({"yaxis.autorange": True}, {"first": 9, "rows": 40}) == {"first": 0, "rows": 40}
+    assert view_from_relayout({"xaxis.range[0]": 3}, None) is None
+    assert view_from_relayout({"yaxis.range": [0, 40]}, {"first": 0, "rows": 40}) is None

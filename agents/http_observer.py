@@ -162,7 +162,9 @@ class HttpObserver:
     def _on_request_head(self, exchange: Exchange) -> bytes | None:
         telemetry = self.telemetry
         head = exchange.head
-        incoming = tracecontext.extract(head)
+        lowered = head.lower()
+        # the cheap check of tracecontext.extract, inlined: most requests carry no context
+        incoming = tracecontext.extract(head) if b"b3" in lowered or b"traceparent" in lowered else None
         replacement = None
         if incoming is None and self.inbound:
             # the common case: a new trace
@@ -204,7 +206,9 @@ class HttpObserver:
         return replacement
 
     def _finish_all(self) -> None:
-        for exchange in self.conversation.take_finished():
+        conversation = self.conversation
+        finished, conversation.finished = conversation.finished, []
+        for exchange in finished:
             try:
                 self._finish(exchange)
             except Exception:

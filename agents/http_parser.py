@@ -318,8 +318,13 @@ class HttpConversation:
         if self._response_held:
             data = self._response_held + data
             self._response_held = b""
-        if not self._special_pending:
-            self._feed_response_piece(data)
+        if not self._special_pending:  # the common case, inlined (no HEAD/CONNECT to cut at)
+            try:
+                self._response_parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self._tunnel()  # 101 Switching Protocols: what follows is opaque
+            except httptools.HttpParserError as exc:
+                self._desync(f"response: {exc}")
             return
         # A HEAD or CONNECT is pending: find where its response head ends (see on_headers_complete)
         position, size = 0, len(data)

@@ -190,7 +190,8 @@ class Exporter:
                     logger.exception("resource sampling failed")
             recorder.sample("telemetry.dropped", self.dropped)
             recorder.sample("telemetry.spool_bytes", self.spool.size_bytes)
-            recorder.sample("proxy.http.desynced", recorder.desynced)
+            recorder.sample("proxy.desynced", recorder.desynced)  # connections the decoders lost
+            recorder.sample("proxy.unparsed_bytes", recorder.unparsed_bytes)
             recorder.sample("proxy.requests", recorder.requests)
         samples = recorder.take_samples()
         if samples:

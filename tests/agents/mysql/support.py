@@ -171,6 +171,9 @@ class _RecordingObserver:
     def is_idle(self) -> bool:
         return self.observer.is_idle()
 
+    def connection_made(self, peername) -> None:
+        self.observer.connection_made(peername)
+
 
 class ProxyRelay:
     """The real proxy (a Listener of agents/proxy.py on its own loop thread) with MySQLObservers,

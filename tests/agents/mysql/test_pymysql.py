@@ -226,3 +226,20 @@ def test_connection_killed_mid_statement_is_an_error(tables, relay, telemetry):
     relay.wait_closed()
     [observation] = telemetry.observations
     assert (observation["method"], observation["status_class"]) == ("SELECT", "error")
+
+
+def test_inbound_agent_in_front_of_the_database(tables, telemetry):
+    from tests.agents.mysql.support import ProxyRelay
+
+    relay = ProxyRelay(tables.host, tables.port, telemetry, direction="inbound").start()
+    try:
+        conn = connect(tables, relay.port)
+        telemetry.clear()
+        conn.cursor().execute("SELECT COUNT(*) FROM items")
+        conn.close()
+        relay.check_forwarding()
+    finally:
+        relay.stop()
+    [observation], [span] = telemetry.observations, telemetry.spans
+    assert (observation["kind"], observation["remote_service"], observation["rows"]) == ("sql.server", "", 1)
+    assert span["kind"] == "SERVER" and span["remoteEndpoint"]["ipv4"] == "127.0.0.1"

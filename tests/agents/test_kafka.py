@@ -18,6 +18,7 @@ from meshscope.wire import decode_latency, decode_resources, decode_spans
 from tests.agents.support import MemoryPublisher, AgentThread, wait_until
 
 TOPICS = ("meshscope.spans", "meshscope.metrics", "meshscope.resources")
+OUTAGE_S = 30  # as the issue asks: the broker away for 30 s under load
 
 
 class Tally:
@@ -89,7 +90,7 @@ def test_broker_outage_under_load_loses_nothing(fresh_broker, asgi_upstream, tmp
         fresh_broker.stop(kill=True)
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
-        time.sleep(10)
+        time.sleep(OUTAGE_S)
         spooled = list((tmp_path / "spool" / "shop").glob("*.seg"))
         assert spooled, "nothing was spooled while the broker was away"
         fresh_broker.start()  # restarted under load

@@ -51,6 +51,7 @@ GREETING, HANDSHAKE_RESPONSE, AUTH, COMMANDS, RESYNC, OPAQUE, CLOSED = range(7)
 (FIRST, COLUMNS, COLUMNS_EOF, ROWS, PREPARE_FIRST, PREPARE_PARAMS, PREPARE_PARAMS_EOF,
  PREPARE_COLUMNS, PREPARE_COLUMNS_EOF, FIELDS, SINGLE, CHANGE_USER_AUTH) = range(12)
 
+# Answered by OK / ERR / result sets (state FIRST)
 _RESULT_COMMANDS = (COM_QUERY, COM_STMT_EXECUTE, COM_STMT_BULK_EXECUTE, COM_PROCESS_INFO)
 _NO_RESPONSE = (COM_QUIT, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA)
 # Replication and other streams the decoder does not follow: the connection becomes opaque.
@@ -343,6 +344,7 @@ class MySQLConnectionDecoder:
                 self._last_prepare = command
             else:
                 command.new_database = command.text
+                command.state = SINGLE
         elif code in (COM_STMT_EXECUTE, COM_STMT_BULK_EXECUTE, COM_STMT_FETCH, COM_STMT_CLOSE,
                       COM_STMT_RESET, COM_STMT_SEND_LONG_DATA):
             self._statement_command(command, packet)
@@ -353,8 +355,8 @@ class MySQLConnectionDecoder:
         elif code == COM_CHANGE_USER:
             self._change_user(command, payload)
             command.state = CHANGE_USER_AUTH
-        elif code not in _NO_RESPONSE:
-            command.state = SINGLE  # INIT_DB, PING, STATISTICS, SET_OPTION, RESET_CONNECTION...
+        elif code not in _NO_RESPONSE and code not in _RESULT_COMMANDS:
+            command.state = SINGLE  # PING, STATISTICS, SET_OPTION, RESET_CONNECTION, PROCESS_KILL...
         if code in _NO_RESPONSE:
             return
         if len(self._pending) >= MAX_PENDING:
@@ -382,12 +384,10 @@ class MySQLConnectionDecoder:
         elif code == COM_STMT_RESET:
             prepared.long_data.clear()
         elif code == COM_STMT_EXECUTE:
-            if self.capture_params or prepared.types is None:
+            if self.capture_params:
                 try:
-                    values, prepared.types = decode_params(payload, prepared.param_count, prepared.types,
-                                                           prepared.long_data)
-                    if self.capture_params:
-                        command.params = values
+                    command.params, prepared.types = decode_params(
+                        payload, prepared.param_count, prepared.types, prepared.long_data)
                 except MySQLDecodeError:
                     pass  # values cut by the capture limit: the statement is still reported
             prepared.long_data.clear()

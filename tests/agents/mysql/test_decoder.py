@@ -354,3 +354,9 @@ def test_mariadb_metadata_skipped_by_cache_metadata(chunk, caps):
     decoder, events = feed(conversation, chunk)
     assert [(e.statement_type, e.rows_returned) for e in events] == [("PREPARE", 0), ("SELECT", 1)]
     assert decoder.stats.resyncs == 0
+
+
+def test_process_info_answers_with_a_result_set():
+    response, _ = result_set(1, [(b"1", b"root"), (b"2", b"app")], deprecate_eof=False)
+    _, events = feed(connect(LEGACY) + [("c", frames(0, b"\x0a")), ("s", response)])
+    assert [(e.statement_type, e.rows_returned) for e in events] == [("PROCESS_INFO", 2)]

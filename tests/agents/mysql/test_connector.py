@@ -106,3 +106,16 @@ def test_cursor_fetch_reset_close_and_utility_commands(relay, telemetry, table):
     assert "sql.params" not in str(telemetry.spans)  # off by default
     relay.wait_closed()
     assert relay.connections[0].observer.decoder.stats.resyncs == 0
+
+
+def test_compressed_connection_passes_through_opaque_and_counted(relay, telemetry, table):
+    conn = mysql.connector.connect(host=table.host, port=relay.port, user=table.user, password=table.password,
+                                   database=DATABASE, use_pure=True, compress=True)
+    cursor = conn.cursor()
+    cursor.execute("SELECT seq FROM seq_1_to_1000")
+    assert len(cursor.fetchall()) == 1000
+    conn.close()
+    relay.check_forwarding()
+    stats = relay.connections[0].observer.decoder.stats
+    assert stats.compressed and stats.resyncs == 0
+    assert telemetry.observations == []  # nothing decoded after the handshake

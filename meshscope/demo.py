@@ -93,6 +93,7 @@ class ShopStack:
         return {
             "MESHSCOPE_KAFKA_BOOTSTRAP": self.broker.bootstrap if self.broker else "",
             "MESHSCOPE_INTERVAL_S": str(self.interval_s),
+            "MESHSCOPE_SAMPLE_RATE": "1.0",  # the shop's traffic is small: trace every request
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }

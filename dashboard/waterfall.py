@@ -127,9 +127,9 @@ def build_tree(spans: Sequence[dict]) -> TraceTree:
 
 
 def _critical_path(roots: Iterable[SpanNode]) -> set[int]:
-    """Spans that bound the trace's duration (Jaeger's algorithm): from the root, the child that
-    finishes last is critical, then the child finishing last before that one started, and so on,
-    recursively."""
+    """Spans that bound the trace's duration (Jaeger's algorithm): under each critical span, the
+    child that finishes last is critical, then the last to finish before that one started, and so
+    on; children overlapping a critical sibling ran in its shadow and are not."""
     critical: set[int] = set()
     root = max(roots, key=lambda n: n.duration_us, default=None)
     if root is None:
@@ -138,12 +138,11 @@ def _critical_path(roots: Iterable[SpanNode]) -> set[int]:
     while stack:
         node = stack.pop()
         critical.add(node.key)
-        cursor = node.end_us
+        cursor: int | None = None  # start of the critical child found last
         for child in sorted(node.children, key=lambda c: c.end_us, reverse=True):
-            if child.start_us >= cursor or child.key in critical:
-                continue
-            stack.append(child)
-            cursor = child.start_us
+            if cursor is None or child.end_us <= cursor:
+                stack.append(child)
+                cursor = child.start_us
     return critical
 
 

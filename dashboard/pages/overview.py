@@ -58,7 +58,7 @@ def overview_rows(app: Any, source: DataSource, params: dict[str, str]) -> tuple
             "service_link": f"[{service}]({href(app, 'service', _shared(params) | {'service': service})})",
             "rps": s.get("rps"), "error_ratio": s.get("error_ratio"), "p50": s.get("p50"), "p95": s.get("p95"),
             "p99": s.get("p99"), "apdex": s.get("apdex"),
-            "instances": "–" if total is None else f"{up or 0}/{total}",
+            "instances": "–" if total is None else f"{int(up or 0)}/{int(total)}",
             "instances_down": (total or 0) - (up or 0),
             "cpu": s.get("cpu"), "memory": memory, "sparkline": sparkline(s.get("sparkline")),
             "badges": " · ".join(badges), "has_alerts": bool(s.get("open_alerts")),

@@ -109,15 +109,17 @@ def resources_figure(samples: list[dict], service: str) -> go.Figure:
 def trace_search_for(service: str, row: dict) -> dict[str, str]:
     """Traces-page parameters that find the traces of one endpoint or SQL statement.
 
-    HTTP spans are named ``method path`` in lower case as Zipkin does; SQL spans are the calls a
-    service makes to its database, found by remote service and the statement's tag."""
-    if row.get("kind") == "sql":
+    The agents name HTTP spans ``method route`` in lower case (Zipkin's convention) and SQL spans by
+    the statement type (``select``), calling the database's remote service."""
+    method = (row.get("method") or "").strip()
+    if (row.get("kind") or "").startswith("sql"):
         query = {"service": service, "remote": row.get("remote_service") or row.get("database") or ""}
-        if row.get("endpoint"):
-            query["tags"] = f"sql.query={row['endpoint']}"
+        if method:
+            query["span"] = method.lower()
         return query
-    name = " ".join(p for p in (row.get("method") or "", row.get("endpoint") or "") if p).lower()
-    return {"service": service, "span": name}
+    endpoint = (row.get("endpoint") or "").strip()
+    name = endpoint if not method or endpoint.upper().startswith(method.upper() + " ") else f"{method} {endpoint}"
+    return {"service": service, "span": name.lower()}
 
 
 def endpoint_rows(app: Any, service: str, rows: list[dict], params: dict[str, str]) -> list[dict]:

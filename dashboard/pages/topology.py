@@ -23,7 +23,7 @@ STYLESHEET = [
     {"selector": "node.external", "style": {"shape": "diamond", "border-style": "dashed", "border-width": 2, "border-color": "#999"}},
     {"selector": "edge", "style": {"curve-style": "bezier", "target-arrow-shape": "triangle", "width": "data(width)",
                                    "line-color": "data(color)", "target-arrow-color": "data(color)", "label": "data(label)",
-                                   "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff",
+                                   "font-size": 11, "text-rotation": "none", "text-wrap": "wrap", "text-background-color": "#fff",
                                    "text-background-opacity": 0.85, "text-background-padding": 2, "color": "#333"}},
     {"selector": "edge.spans", "style": {"line-style": "dashed"}},
     {"selector": ":selected", "style": {"border-width": 3, "border-color": "#111", "line-color": "#111"}},
@@ -87,7 +87,7 @@ def elements(graph: dict) -> list[dict]:
         rps = edge.get("rps")
         label = f"{fmt_rate(rps)} · {fmt_ratio(edge.get('error_ratio'))} err"
         if edge.get("p99") is not None:
-            label += f" · p99 {fmt_ms(edge['p99'])}"
+            label += f"\np99 {fmt_ms(edge['p99'])}"
         width = 1.5 + min(6.0, (rps or 0) ** 0.5)
         out.append({"data": {"id": f"e{i}", "source": edge["source"], "target": edge["target"], "label": label, "color": edge_color(edge),
                              "width": width, "rps": rps, "error_ratio": edge.get("error_ratio")},

@@ -58,14 +58,14 @@ def _endpoints(service: str, kind: str) -> list[dict]:
     if kind == "sql":
         if service != "orders":
             return []
-        return [{"endpoint": "SELECT * FROM orders WHERE id = ?", "method": "", "kind": "sql", "remote_service": "mysql",
+        return [{"endpoint": "SELECT * FROM orders WHERE id = ?", "method": "SELECT", "kind": "sql.client", "remote_service": "mysql",
                  "database": "shop", "count": 52200, "errors": 0, "error_ratio": 0.0, "cumulative_ms": 62640.0, "avg_ms": 1.2,
                  "p50": 1.0, "p95": 3.1, "p99": 6.5, "max": 40.0, "rows": 52200},
-                {"endpoint": "INSERT INTO orders (user_id, total) VALUES (?, ?)", "method": "", "kind": "sql", "remote_service": "mysql",
+                {"endpoint": "INSERT INTO orders (user_id, total) VALUES (?, ?)", "method": "INSERT", "kind": "sql.client", "remote_service": "mysql",
                  "database": "shop", "count": 9000, "errors": 12, "error_ratio": 12 / 9000, "cumulative_ms": 27000.0, "avg_ms": 3.0,
                  "p50": 2.5, "p95": 7.0, "p99": 12.0, "max": 80.0, "rows": 9000}]
     rps, err, p50, p95, p99, *_ = SERVICES[service]
-    return [{"endpoint": path, "method": method, "kind": "http", "remote_service": "", "database": "", "count": int(rps * 3600 * share),
+    return [{"endpoint": f"{method} {path}", "method": method, "kind": "http.server", "remote_service": "", "database": "", "count": int(rps * 3600 * share),
              "errors": int(rps * 3600 * share * err), "error_ratio": err, "cumulative_ms": rps * 3600 * share * p50 * 1.2,
              "avg_ms": p50 * 1.2, "p50": p50, "p95": p95, "p99": p99, "max": p99 * 1.5, "rows": 0}
             for path, method, share in (("/orders/{id}", "GET", 0.7), ("/orders", "POST", 0.3))]

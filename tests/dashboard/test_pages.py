@@ -68,9 +68,9 @@ def test_service_page_has_figures_tables_and_verdict(app, source):
     red = by_id(body, "service-red").figure
     assert [t.name for t in red.data][:4] == ["p50", "p95", "p99", "max"] and len(red.data[0].x) == 60
     endpoints = by_id(body, "endpoints-table").data
-    assert endpoints[0]["endpoint"] == "/orders/{id}" and "span=get+%2Forders%2F%7Bid%7D" in endpoints[0]["traces"]
+    assert endpoints[0]["endpoint"] == "GET /orders/{id}" and "span=get+%2Forders%2F%7Bid%7D" in endpoints[0]["traces"]
     sql = by_id(body, "sql-table").data
-    assert sql[0]["endpoint"].startswith("SELECT") and "remote=mysql" in sql[0]["traces"]
+    assert sql[0]["endpoint"].startswith("SELECT") and "remote=mysql&span=select" in sql[0]["traces"]
     assert by_id(body, "version-verdict").children == "worse"
     resources = by_id(body, "service-resources").figure
     assert {t.name for t in resources.data if t.showlegend is not False} == {"orders-0 (v1)", "orders-1 (v2)", "orders-2 (v1)"}
@@ -98,13 +98,20 @@ def test_service_page_reports_each_failed_query_and_keeps_the_rest(app, source):
     assert by_id(body, "endpoints-table").data
 
 
+def test_endpoint_links_name_spans_as_the_agents_do():
+    assert service.trace_search_for("a", {"kind": "http.server", "endpoint": "GET /x/{id}", "method": "GET"}) == {"service": "a", "span": "get /x/{id}"}
+    assert service.trace_search_for("a", {"kind": "http", "endpoint": "/x", "method": "POST"}) == {"service": "a", "span": "post /x"}
+    assert service.trace_search_for("a", {"kind": "sql.client", "endpoint": "SELECT ?", "method": "SELECT", "remote_service": "db"}) == \
+        {"service": "a", "remote": "db", "span": "select"}
+
+
 def test_topology_elements_and_edge_table(app, source):
     body = topology.topology_body(app, source, {})
     graph = by_id(body, "topology-graph")
     edges = [e["data"] for e in graph.elements if "source" in e["data"]]
     assert {(e["source"], e["target"]) for e in edges} == {(a, b) for a, b, *_ in seed.EDGES}
     bad = next(e for e in edges if e["target"] == "payments")
-    assert bad["color"] == "#c62828" and bad["label"] == "3.00/s · 8.00 % err · p99 470 ms"
+    assert bad["color"] == "#c62828" and bad["label"] == "3.00/s · 8.00 % err\np99 470 ms"
     assert next(e for e in edges if e["target"] == "mysql")["color"] == "#2e7d32"
     assert {e["data"]["id"]: e["classes"] for e in graph.elements}["mysql"] == "database"
     assert len(by_id(body, "topology-edges").data) == 4

@@ -28,6 +28,12 @@ def test_tree_depths_order_and_critical_path():
     assert {spans[k]["id"] for k in tree.critical} == {"a", "b", "c", "d", "e"}
 
 
+def test_parallel_children_only_the_last_finisher_is_critical():
+    spans = [span("root", None, 1000, 100), *(span(f"c{i}", "root", 1010 + i, 50) for i in range(5))]
+    tree = build_tree(spans)
+    assert {spans[k]["id"] for k in tree.critical} == {"root", "c4"}
+
+
 def test_a_child_hidden_under_the_last_finisher_is_not_critical():
     spans = [span("root", None, 1000, 100), span("hidden", "root", 1030, 20), span("late", "root", 1020, 75)]
     tree = build_tree(spans)

@@ -53,7 +53,7 @@ class KafkaPublisher:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap.split(","),
                 client_id=self.client_id,
-                acks=1,
+                acks="all",  # a leader change on a real cluster must not lose acknowledged telemetry
                 linger_ms=20,
                 retries=3,
                 max_block_ms=timeout_ms,

@@ -64,7 +64,7 @@ def _start_private() -> MariaDB:
     install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
     datadir = Path(tempfile.mkdtemp(prefix="meshscope-mariadb-"))
     port = free_port()
-    subprocess.run([install, f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+    subprocess.run([install, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
                     "--user=root", "--skip-test-db"], check=True, capture_output=True)
     socket_path = datadir / "mysqld.sock"
     process = subprocess.Popen(

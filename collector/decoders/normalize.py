@@ -1,0 +1,169 @@
+"""Zipkin's span rules, applied to every decoded span whatever its format.
+
+As zipkin2.Span.Builder and zipkin2.Endpoint.Builder do: lowercase hex ids (trace id 16 or 32 hex,
+a 128-bit id whose high half is zero becomes 16; span and parent ids 16 hex, never all zeros),
+lowercase span and service names, zero timestamps/durations/ports dropped, IP addresses parsed
+(an IPv4-mapped IPv6 address becomes ipv4), annotations sorted and de-duplicated, empty fields
+omitted, and the Zipkin JSON field order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from collector.errors import SpanError
+
+KINDS = frozenset(("CLIENT", "SERVER", "PRODUCER", "CONSUMER"))
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What a decoder read from one request: accepted spans and why others were rejected."""
+
+    spans: list[dict] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+    def add(self, raw: dict, index: int) -> None:
+        """Normalize ``raw`` (the ``index``-th span of the body) into ``spans`` or ``rejected``."""
+        try:
+            self.spans.append(normalize_span(raw))
+        except SpanError as exc:
+            self.rejected.append(f"span {index}: {exc}")
+
+
+def _hex(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise SpanError(f"{what} must be a hex string, got {value!r}")
+    text = value.lower()
+    if not text or not set(text) <= _HEX:
+        raise SpanError(f"{what} {value!r} is not lower-hex")
+    return text
+
+
+def normalize_trace_id(value: object) -> str:
+    trace_id = _hex(value, "traceId")
+    if len(trace_id) not in (16, 32):
+        raise SpanError(f"traceId {value!r} must be 16 or 32 hex characters")
+    if trace_id.count("0") == len(trace_id):
+        raise SpanError("traceId is all zeros")
+    if len(trace_id) == 32 and trace_id.startswith("0" * 16):
+        trace_id = trace_id[16:]
+    return trace_id
+
+
+def normalize_span_id(value: object, what: str = "id") -> str:
+    span_id = _hex(value, what)
+    if len(span_id) != 16:
+        raise SpanError(f"{what} {value!r} must be 16 hex characters")
+    if span_id == "0" * 16:
+        raise SpanError(f"{what} is all zeros")
+    return span_id
+
+
+def _int(value: object, what: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SpanError(f"{what} must be a number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise SpanError(f"{what} must be a number, got {value!r}") from exc
+    return max(number, 0)
+
+
+def _ip(value: object, version: int) -> str | None:
+    """Zipkin's Endpoint.ip(): an unparsable address is dropped, a mapped IPv4 address moves."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address) if address.version == version or version == 0 else None
+
+
+def normalize_endpoint(raw: object) -> dict | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpanError(f"endpoint must be an object, got {raw!r}")
+    endpoint: dict = {}
+    service = raw.get("serviceName")
+    if service:
+        endpoint["serviceName"] = str(service).lower()
+    ipv4 = _ip(raw.get("ipv4"), 4) or _ip(raw.get("ipv6"), 4)
+    if ipv4:
+        endpoint["ipv4"] = ipv4
+    ipv6 = _ip(raw.get("ipv6"), 6)
+    if ipv6:
+        endpoint["ipv6"] = ipv6
+    port = _int(raw.get("port"), "port")
+    if port > 0xFFFF:
+        raise SpanError(f"invalid port {port}")
+    if port:
+        endpoint["port"] = port
+    return endpoint or None
+
+
+def normalize_span(raw: dict) -> dict:
+    """One span in Zipkin v2 shape -> Zipkin's normalized form; raises SpanError."""
+    if not isinstance(raw, dict):
+        raise SpanError(f"a span must be an object, got {type(raw).__name__}")
+    if raw.get("traceId") is None or raw.get("id") is None:
+        raise SpanError("traceId and id are required")
+    span: dict = {"traceId": normalize_trace_id(raw["traceId"])}
+    span_id = normalize_span_id(raw["id"])
+    parent = raw.get("parentId")
+    if parent not in (None, "") and parent.count("0") != len(parent):
+        parent_id = normalize_span_id(parent, "parentId")
+        if parent_id != span_id:  # Zipkin undoes a circular reference
+            span["parentId"] = parent_id
+    span["id"] = span_id
+    kind = raw.get("kind")
+    if kind not in (None, ""):
+        if kind not in KINDS:
+            raise SpanError(f"kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
+        span["kind"] = kind
+    name = raw.get("name")
+    if name:
+        span["name"] = str(name).lower()
+    timestamp = _int(raw.get("timestamp"), "timestamp")
+    if timestamp:
+        span["timestamp"] = timestamp
+    duration = _int(raw.get("duration"), "duration")
+    if duration:
+        span["duration"] = duration
+    for key in ("localEndpoint", "remoteEndpoint"):
+        endpoint = normalize_endpoint(raw.get(key))
+        if endpoint:
+            span[key] = endpoint
+    annotations = raw.get("annotations")
+    if annotations:
+        if not isinstance(annotations, list):
+            raise SpanError("annotations must be a list")
+        unique = set()
+        for annotation in annotations:
+            if not isinstance(annotation, dict) or annotation.get("value") is None or not annotation.get("timestamp"):
+                raise SpanError(f"incomplete annotation {annotation!r}: timestamp and value are required")
+            unique.add((_int(annotation["timestamp"], "annotation timestamp"), str(annotation["value"])))
+        span["annotations"] = [{"timestamp": ts, "value": value} for ts, value in sorted(unique)]
+    tags = raw.get("tags")
+    if tags:
+        if not isinstance(tags, dict):
+            raise SpanError("tags must be an object")
+        clean = {}
+        for key, value in tags.items():
+            if isinstance(value, (dict, list)):
+                raise SpanError(f"tag {key!r} must have a string value")
+            clean[str(key)] = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+        span["tags"] = clean
+    if raw.get("debug") is True:
+        span["debug"] = True
+    if raw.get("shared") is True:
+        span["shared"] = True
+    return span

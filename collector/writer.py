@@ -1,0 +1,205 @@
+"""The Kafka -> ClickHouse writer: at-least-once, idempotent, batched by size and time.
+
+One consumer group reads the spans, metrics and resources topics. Records are decoded as they
+are polled; a batch is inserted when it holds ``writer_batch_size`` rows or its oldest row has
+waited ``writer_batch_ms``; offsets are committed only after the insert succeeded. A crash before
+the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
+latency and resource rows share their whole sorting key. A record that cannot be decoded is
+parked in ``dead_letters`` with its topic, partition and offset, counted, and never blocks the
+partition. After each span insert the dependency links of the traces touched are recomputed
+(``collector.links``) from the stored spans, so links of a trace split across batches, writers or
+restarts stay exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
+
+from collector.links import LinkSpan, aggregate, trace_links
+from collector.metrics import Metrics
+from meshscope.settings import WriterMixin
+from meshscope.wire import WireError, decode_latency, decode_resources, decode_spans
+from storage import zipkin_queries
+from storage.writer import insert_dead_letters, insert_latency, insert_resources, insert_spans
+
+logger = logging.getLogger(__name__)
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.spans: list[dict] = []
+        self.latency: list = []
+        self.resources: list = []
+        self.dead_letters: list[tuple] = []
+        self.started = 0.0
+
+    @property
+    def rows(self) -> int:
+        return len(self.spans) + len(self.latency) + len(self.resources) + len(self.dead_letters)
+
+
+class Writer:
+    """``start()`` runs it in a thread; ``close()`` stops it (idempotent)."""
+
+    def __init__(self, settings: WriterMixin, client, metrics: Metrics) -> None:
+        self.settings = settings
+        self.client = client
+        self.database = settings.clickhouse_database
+        self.metrics = metrics
+        self._decoders = {
+            settings.spans_topic: decode_spans,
+            settings.metrics_topic: decode_latency,
+            settings.resources_topic: decode_resources,
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.assigned = threading.Event()
+
+    def start(self) -> Writer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name="kafka-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _consumer(self) -> KafkaConsumer:
+        s = self.settings
+        return KafkaConsumer(
+            *self._decoders,
+            bootstrap_servers=s.kafka_bootstrap.split(","),
+            group_id=s.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_ms,
+            max_poll_records=max(500, min(s.writer_batch_size, 10000)),
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+
+    def run(self) -> None:
+        """Consume until ``close()``; connection problems are logged and retried."""
+        while not self._stop.is_set():
+            try:
+                self.consumer = self._consumer()
+                self._consume(self.consumer)
+            except Exception:
+                self.metrics.inc("meshscope_writer_errors_total")
+                logger.exception("writer loop failed; reconnecting")
+                self._stop.wait(1.0)
+            finally:
+                if self.consumer is not None:
+                    try:
+                        self.consumer.close(autocommit=False)
+                    except Exception:
+                        logger.debug("closing the consumer failed", exc_info=True)
+                    self.consumer = None
+
+    def _consume(self, consumer: KafkaConsumer) -> None:
+        batch = _Batch()
+        batch_s = self.settings.writer_batch_ms / 1000
+        while not self._stop.is_set():
+            polled = consumer.poll(timeout_ms=min(200, self.settings.writer_batch_ms), max_records=self.settings.writer_batch_size)
+            if consumer.assignment():
+                self.assigned.set()
+            for records in polled.values():
+                for record in records:
+                    if not batch.rows:
+                        batch.started = time.monotonic()
+                    self._add(batch, record)
+            self._update_lag(consumer)
+            if batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s):
+                if not self._flush(batch):
+                    return  # stopping with an unwritten batch: not committed, so re-delivered later
+                try:
+                    consumer.commit()
+                except CommitFailedError as exc:  # a rebalance: the batch comes again, harmlessly
+                    logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
+                self.metrics.inc("meshscope_writer_batches_total")
+                batch = _Batch()
+
+    def _add(self, batch: _Batch, record) -> None:
+        decode = self._decoders.get(record.topic)
+        try:
+            if decode is None:
+                raise WireError(f"unexpected topic {record.topic}")
+            items = decode(record.value or b"")
+            if decode is decode_spans:
+                batch.spans.extend(items)
+            elif decode is decode_latency:
+                batch.latency.extend(items)
+            else:
+                batch.resources.extend(items)
+        except Exception as exc:  # WireError, or a span the storage mapping cannot hold
+            logger.warning("parking %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+            batch.dead_letters.append((record.topic, record.partition, record.offset, str(exc), record.value or b""))
+
+    def _flush(self, batch: _Batch) -> bool:
+        """Insert the batch, retrying until it is stored; False if stopped first."""
+        delay = 0.2
+        while True:
+            try:
+                self._insert(batch)
+                return True
+            except Exception:
+                self.metrics.inc("meshscope_writer_errors_total")
+                logger.exception("inserting a batch of %d rows failed; retrying in %.1fs", batch.rows, delay)
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 10.0)
+
+    def _insert(self, batch: _Batch) -> None:
+        store_batch(self.client, self.database, batch.spans, batch.latency, batch.resources, batch.dead_letters)
+        self.metrics.inc("meshscope_spans_written_total", len(batch.spans))
+        self.metrics.inc("meshscope_latency_records_written_total", len(batch.latency))
+        self.metrics.inc("meshscope_resource_samples_written_total", len(batch.resources))
+        self.metrics.inc("meshscope_messages_parked_total", len(batch.dead_letters))
+
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        # end_offsets() is unreliable on some brokers (tansu): use the fetch high-water marks
+        lag = 0
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is None:
+                continue
+            try:
+                position = consumer.position(partition, timeout_ms=0)
+            except Exception:  # not known yet (just assigned)
+                continue
+            if position is not None:
+                lag += max(highwater - position, 0)
+        self.metrics.set("meshscope_consumer_lag", lag)
+
+
+def store_batch(client, database: str, spans: list[dict], latency=(), resources=(), dead_letters=()) -> None:
+    """Insert one batch and recompute the dependency links of the traces its spans belong to."""
+    if spans:
+        insert_spans(client, database, spans)
+        update_links(client, database, {span["traceId"] for span in spans})
+    insert_latency(client, database, latency)
+    insert_resources(client, database, resources)
+    insert_dead_letters(client, database, dead_letters)
+
+
+def update_links(client, database: str, trace_ids: set[str]) -> None:
+    by_trace: dict[str, list[LinkSpan]] = defaultdict(list)
+    earliest: dict[str, int] = {}
+    for trace_id, span_id, parent_id, kind, local, remote, error, shared, ts_us in zipkin_queries.link_spans(
+        client, database, trace_ids
+    ):
+        by_trace[trace_id].append(LinkSpan(span_id, parent_id, kind, local, remote, bool(error), bool(shared)))
+        earliest[trace_id] = min(ts_us, earliest.get(trace_id, ts_us))
+    rows = [(trace_id, earliest[trace_id], aggregate(trace_links(spans))) for trace_id, spans in by_trace.items()]
+    zipkin_queries.insert_trace_links(client, database, rows)

@@ -74,7 +74,6 @@ class WriterMixin(KafkaMixin, StorageMixin):
     kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout in ms.")
     kafka_heartbeat_ms: int = Field(2000, ge=100, description="Consumer group heartbeat interval in ms.")
     kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them).")
-    kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them).")
 
 
 class WriterSettings(WriterMixin):
@@ -92,8 +91,6 @@ class ServerSettings(WriterMixin):
     spool_dir: Path = Field(DEFAULT_DATA_DIR / "spool" / "collector", description="Directory of the collector's spool for spans accepted while Kafka is away.")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Spool size limit; beyond it ingestion answers 503 with Retry-After.")
     auth_token: str | None = Field(None, description="Bearer token required on ingestion and query when set (off by default).")
-    spool_retain_until_committed: bool = Field(True, description="Keep spooled spans until the writers' consumer group has committed them, so a broker that loses acknowledged messages loses nothing (off: until Kafka acknowledges them).")
-    query_lookback_ms: int = Field(86400000, ge=1, description="Default `lookback` of the Zipkin query API in ms (Zipkin's QUERY_LOOKBACK).")
     spool_retain_until_committed: bool = Field(True, description="Keep spooled spans until the writers' consumer group has committed them, so a broker that loses acknowledged messages loses nothing (off: until Kafka acknowledges them).")
     query_lookback_ms: int = Field(86400000, ge=1, description="Default `lookback` of the Zipkin query API in ms (Zipkin's QUERY_LOOKBACK).")
     run_writer: bool = Field(True, description="Run the Kafka -> ClickHouse writer inside `serve`.")

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import state
-from dashboard.components import empty, header
+from dashboard.components import empty, header, loading
 from dashboard.data import DataSource, HttpDataSource
 from dashboard.pages import alerts, overview, recommendations, service, topology, trace, traces
 
@@ -42,9 +42,9 @@ def create_app(api_base_url: str, requests_pathname_prefix: str = "/dashboard/",
         dcc.Store(id="synced-search"),  # the query string last written by a control, see render_page
         dcc.Store(id="rendered-path"),
         dcc.Interval(id="refresh-timer", interval=state.DEFAULT_REFRESH * 1000),
-        html.Div(id="page", className="page"),
+        loading(html.Div(id="page", className="page"), "page-loading", target_components={"page": "children"}),
     ])
-    _register_shell(app)
+    _register_shell(app, source)
     for module in PAGES.values():
         module.register(app, source)
     return app
@@ -66,7 +66,7 @@ def page_of(app: dash.Dash, pathname: str | None) -> str:
         return "?"
 
 
-def _register_shell(app: dash.Dash) -> None:
+def _register_shell(app: dash.Dash, source: DataSource) -> None:
     @app.callback(Output("page", "children"), Output("rendered-path", "data"), Input("url", "pathname"), Input("url", "search"),
                   State("synced-search", "data"), State("rendered-path", "data"))
     def render_page(pathname, search, synced, rendered):
@@ -78,7 +78,7 @@ def _register_shell(app: dash.Dash) -> None:
         module = PAGES.get(page)
         if module is None:
             return [header(app, page, params), empty(f"There is no page at {pathname}.")], pathname
-        return [header(app, page, params), html.Div(module.layout(app, params), className="content")], pathname
+        return [header(app, page, params), html.Div(module.layout(app, params, source), className="content")], pathname
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),
                   Input("range", "value"), Input("refresh-every", "value"), State("url", "search"), prevent_initial_call=True)

@@ -95,10 +95,10 @@ def header(app: Any, page: str, params: dict[str, str]) -> html.Div:
     ], className="header")
 
 
-def loading(child: Any, id_: str) -> dcc.Loading:
+def loading(child: Any, id_: str, **kwargs: Any) -> dcc.Loading:
     """A spinner over ``child`` while a callback fills it, with a word so a long load reads as progress."""
     return dcc.Loading(child, id=id_, type="circle", delay_show=250, overlay_style={"visibility": "visible", "opacity": 0.5},
-                       custom_spinner=html.Div([html.Div(className="spinner"), html.Span("Loading…")], className="loading"))
+                       custom_spinner=html.Div([html.Div(className="spinner"), html.Span("Loading…")], className="loading"), **kwargs)
 
 
 def table(id_: str, columns: list[dict], rows: list[dict], **kwargs: Any) -> dash_table.DataTable:

@@ -21,8 +21,8 @@ STATE_STYLES = [
 ]
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
-    return html.Div([html.H2("Alerts"), loading(html.Div(id="alerts-body", children=empty("Loading…")), "alerts-loading")])
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
+    return html.Div([html.H2("Alerts"), loading(html.Div(id="alerts-body", children=alerts_body(app, source, params)), "alerts-loading")])
 
 
 def _when(ms: Any) -> str:
@@ -84,6 +84,7 @@ def alerts_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
 
 
 def register(app: Any, source: DataSource) -> None:
-    @app.callback(Output("alerts-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"))
+    @app.callback(Output("alerts-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_alerts(search, _tick):
         return alerts_body(app, source, state.parse_query(search))

@@ -29,10 +29,10 @@ COLUMNS = [
 SORTABLE = {c["id"] for c in COLUMNS}
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     return html.Div([
         html.H2("Services"),
-        loading(html.Div(id="overview-body", children=empty("Loading services…")), "overview-loading"),
+        loading(html.Div(id="overview-body", children=overview_body(app, source, params)), "overview-loading"),
     ])
 
 
@@ -113,8 +113,8 @@ def register(app: Any, source: DataSource) -> None:
     from dashboard.app import url_update
 
     @app.callback(Output("overview-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
-                  State("url", "pathname"))
-    def refresh_overview(search, _tick, _pathname):
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
+    def refresh_overview(search, _tick):
         return overview_body(app, source, state.parse_query(search))
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),

@@ -17,10 +17,10 @@ ACTIONS = {"scale_out": ("Scale out", WARN_COLOR), "scale_in": ("Scale in", "#1f
            "none": ("No change", OK_COLOR)}
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     return html.Div([
         html.H2("Recommendations"),
-        loading(html.Div(id="recommendations-body", children=empty("Loading…")), "recommendations-loading"),
+        loading(html.Div(id="recommendations-body", children=recommendations_body(app, source, params)), "recommendations-loading"),
     ])
 
 
@@ -73,6 +73,7 @@ def recommendations_body(app: Any, source: DataSource, params: dict[str, str]) -
 
 
 def register(app: Any, source: DataSource) -> None:
-    @app.callback(Output("recommendations-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"))
+    @app.callback(Output("recommendations-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_recommendations(search, _tick):
         return recommendations_body(app, source, state.parse_query(search))

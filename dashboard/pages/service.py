@@ -22,14 +22,14 @@ ANOMALY_ROWS = {"latency_p99": 1, "throughput": 2, "error_ratio": 3}
 VERDICT_COLORS = {"better": OK_COLOR, "worse": ERROR_COLOR, "no_significant_difference": MUTED_COLOR, "insufficient_data": WARN_COLOR}
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     return html.Div([
         html.Div([
             html.H2("Service"),
             dcc.Dropdown(id="service-picker", value=params.get("service"), placeholder="choose a service", className="service-picker",
                          options=[{"label": params["service"], "value": params["service"]}] if params.get("service") else []),
         ], className="title-row"),
-        loading(html.Div(id="service-body", children=empty("Loading…")), "service-loading"),
+        loading(html.Div(id="service-body", children=service_body(app, source, params)), "service-loading"),
     ])
 
 
@@ -47,7 +47,7 @@ def red_figure(series: list[dict], anomalies: list[dict], service: str) -> go.Fi
                            subplot_titles=("Response time (ms)", "Throughput (requests/s)", "Error ratio"))
     for name, color, dash in (("p50", "#1f77b4", "solid"), ("p95", "#ff7f0e", "solid"), ("p99", "#d62728", "solid"), ("max", "#bbbbbb", "dot")):
         figure.add_trace(go.Scatter(x=x, y=[p.get(name) for p in points], name=name, mode="lines",
-                                    line={"color": color, "dash": dash, "width": 1.8}, legendgroup="latency"), row=1, col=1)
+                                    line={"color": color, "dash": dash, "width": 1.8}), row=1, col=1)
     figure.add_trace(go.Scatter(x=x, y=[p.get("rps") for p in points], name="requests/s", mode="lines", fill="tozeroy",
                                 line={"color": service_color(service), "width": 1.8}), row=2, col=1)
     figure.add_trace(go.Scatter(x=x, y=[p.get("error_ratio") for p in points], name="error ratio", mode="lines", fill="tozeroy",
@@ -73,7 +73,7 @@ def red_figure(series: list[dict], anomalies: list[dict], service: str) -> go.Fi
     figure.update_yaxes(tickformat=".1%", row=3, col=1)
     figure.update_xaxes(gridcolor="#eeeeee")
     figure.update_layout(height=620, margin={"l": 50, "r": 20, "t": 40, "b": 30}, hovermode="x unified",
-                         plot_bgcolor="#ffffff", paper_bgcolor="#ffffff", legend={"orientation": "h", "y": -0.06})
+                         plot_bgcolor="#ffffff", paper_bgcolor="#ffffff", legend={"orientation": "h", "y": -0.08, "x": 0})
     return figure
 
 
@@ -190,7 +190,7 @@ def service_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
             stat("error ratio", fmt_ratio(row.get("error_ratio")), "service-error-ratio", health_color(row.get("error_ratio"))),
             stat("p50", fmt_ms(row.get("p50"))), stat("p95", fmt_ms(row.get("p95"))), stat("p99", fmt_ms(row.get("p99")), "service-p99"),
             stat("Apdex", "–" if row.get("apdex") is None else f"{row['apdex']:.2f}"),
-            stat("instances up", f"{row.get('instances_up') or 0}/{row.get('instances_total') or 0}"),
+            stat("instances up", f"{int(row.get('instances_up') or 0)}/{int(row.get('instances_total') or 0)}"),
             stat("memory", fmt_bytes(row.get("memory_rss"))),
         ], className="stats")
     else:
@@ -217,7 +217,8 @@ def service_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
 def register(app: Any, source: DataSource) -> None:
     from dashboard.app import url_update
 
-    @app.callback(Output("service-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"))
+    @app.callback(Output("service-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_service(search, _tick):
         return service_body(app, source, state.parse_query(search))
 

@@ -36,12 +36,12 @@ EDGE_COLUMNS = [
 ]
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     return html.Div([
         html.H2("Topology"),
         html.Div("Click a service to open it, an edge to see its traces. Solid edges come from agents, dashed ones from spans.",
                  className="hint"),
-        loading(html.Div(id="topology-body", children=empty("Loading…")), "topology-loading"),
+        loading(html.Div(id="topology-body", children=topology_body(app, source, params)), "topology-loading"),
     ])
 
 
@@ -132,7 +132,8 @@ def click_target(app: Any, params: dict[str, str], node: dict | None, edge: dict
 
 
 def register(app: Any, source: DataSource) -> None:
-    @app.callback(Output("topology-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"))
+    @app.callback(Output("topology-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_topology(search, _tick):
         return topology_body(app, source, state.parse_query(search))
 

@@ -57,7 +57,8 @@ class TraceCache:
         return entry
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
+    # drawn by show_trace: the spans are fetched once, into the cache its callbacks share
     trace_id = params.get("id", "")
     return html.Div([
         html.H2(["Trace ", html.Code(trace_id, id="trace-id")]),

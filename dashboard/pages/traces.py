@@ -26,7 +26,7 @@ RESULT_COLUMNS = [
 ]
 
 
-def layout(app: Any, params: dict[str, str]) -> html.Div:
+def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     def field(label: str, control: Any) -> html.Label:
         return html.Label([html.Span(label), control], className="field")
 
@@ -50,7 +50,7 @@ def layout(app: Any, params: dict[str, str]) -> html.Div:
             dcc.Input(id="q-trace-id", placeholder="trace id", className="input wide", debounce=True),
             html.Button("Open trace", id="q-open", className="button"),
         ], className="search-form"),
-        loading(html.Div(id="traces-body", children=empty("Loading…")), "traces-loading"),
+        loading(html.Div(id="traces-body", children=traces_body(app, source, params)), "traces-loading"),
     ])
 
 
@@ -151,7 +151,8 @@ def _float(value: Any) -> float | None:
 def register(app: Any, source: DataSource) -> None:
     from dashboard.app import url_update
 
-    @app.callback(Output("traces-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"))
+    @app.callback(Output("traces-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
+                  prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_traces(search, _tick):
         return traces_body(app, source, state.parse_query(search))
 

@@ -13,14 +13,19 @@ from selenium.webdriver.support.ui import WebDriverWait
 IGNORED_CONSOLE = ("favicon.ico",)
 
 
+_MATCHING = """
+const [css, text, count] = arguments;
+const found = Array.from(document.querySelectorAll(css)).filter(e => text === null || e.textContent.includes(text));
+return found.length >= count ? found : null;
+"""
+
+
 def wait_for(driver, css: str, contains: str | None = None, timeout: float = 20.0, count: int = 1):
-    """The elements matching ``css`` once at least ``count`` exist (each containing ``contains``)."""
+    """The elements matching ``css`` once at least ``count`` exist (each containing ``contains``),
+    checked in the page (one round trip per poll, so that timings measure the page, not the driver)."""
     def ready(d):
         try:
-            found = d.find_elements(By.CSS_SELECTOR, css)
-            if contains is not None:
-                found = [e for e in found if contains in e.text]
-            return found if len(found) >= count else False
+            return d.execute_script(_MATCHING, css, contains, count) or False
         except StaleElementReferenceException:
             return False
 
@@ -59,10 +64,8 @@ def click(driver, element) -> None:
 
 
 def table_rows(driver, table_id: str) -> list[list[str]]:
-    rows = driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tr")
-    out = []
-    for row in rows:
-        cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "td")]
-        if cells:
-            out.append(cells)
-    return out
+    """The text of each body row's cells, read in the page in one go (no stale element between reads)."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll(`#${arguments[0]} tr`))
+            .map(row => Array.from(row.querySelectorAll('td')).map(cell => cell.innerText.trim()))
+            .filter(cells => cells.length > 0);""", table_id)

@@ -8,6 +8,7 @@ Times in arguments are epoch microseconds.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -120,17 +121,19 @@ def search(client: Client, database: str, query: TraceQuery) -> list[str]:
 
 
 def dependencies(client: Client, database: str, start_us: int, end_us: int) -> list[dict]:
+    """Links of the traces that started in the window, at the hour's grain (Zipkin's own
+    dependency jobs are daily)."""
     rows = _query(
         client,
-        f"SELECT parent, child, sum(call_count), sum(error_count) FROM {database}.dependency_links FINAL "
-        "ARRAY JOIN parents AS parent, children AS child, calls AS call_count, errors AS error_count "
-        "WHERE ts_us BETWEEN {start:Int64} AND {end:Int64} GROUP BY parent, child ORDER BY parent, child",
+        f"SELECT parent, child, sum(calls) AS call_count, sum(errors) FROM {database}.dependency_links_hourly "
+        "WHERE hour BETWEEN toStartOfHour(fromUnixTimestamp64Micro({start:Int64})) AND fromUnixTimestamp64Micro({end:Int64}) "
+        "GROUP BY parent, child HAVING call_count > 0 ORDER BY parent, child",
         {"start": start_us, "end": end_us},
     )
     links = []
     for parent, child, calls, errors in rows:
         link = {"parent": parent, "child": child, "callCount": int(calls)}
-        if errors:
+        if errors > 0:
             link["errorCount"] = int(errors)
         links.append(link)
     return links
@@ -148,14 +151,41 @@ def link_spans(client: Client, database: str, trace_ids: Iterable[str]) -> list[
     )
 
 
+def previous_trace_links(client: Client, database: str, trace_ids: Iterable[str]) -> dict[str, tuple[int, dict]]:
+    """trace id -> (earliest timestamp, {(parent, child): [calls, errors]}) as last stored."""
+    ids = list(trace_ids)
+    if not ids:
+        return {}
+    rows = _query(
+        client,
+        f"SELECT trace_id, argMax(ts_us, version), argMax(parents, version), argMax(children, version), "
+        f"argMax(calls, version), argMax(errors, version) FROM {database}.dependency_links "
+        "WHERE trace_id IN {ids:Array(String)} GROUP BY trace_id",
+        {"ids": ids},
+    )
+    return {trace_id: (ts_us, {(p, c): [n, e] for p, c, n, e in zip(parents, children, calls, errors)})
+            for trace_id, ts_us, parents, children, calls, errors in rows}
+
+
 def insert_trace_links(client: Client, database: str, rows: Sequence[tuple[str, int, dict[tuple[str, str], list[int]]]]) -> None:
     """``rows``: (trace id, earliest span timestamp, {(parent, child): [calls, errors]}) per trace;
-    each replaces the trace's previous links."""
+    each replaces the trace's previous links, and the hourly sums move by the difference."""
     if not rows:
         return
+    previous = previous_trace_links(client, database, [row[0] for row in rows])
     version = time.time_ns()
     columns: list[list] = [[], [], [], [], [], [], []]
+    deltas: dict[tuple[int, str, str], list[int]] = {}
     for trace_id, ts_us, links in rows:
+        old_ts, old_links = previous.get(trace_id, (ts_us, {}))
+        if old_ts == ts_us and old_links == links:
+            continue  # the same spans again (a re-delivery): nothing changes
+        for hour_ts, counts_by_link, sign in ((old_ts, old_links, -1), (ts_us, links, 1)):
+            hour = hour_ts // 3_600_000_000 * 3600
+            for (parent, child), (calls, errors) in counts_by_link.items():
+                delta = deltas.setdefault((hour, parent, child), [0, 0])
+                delta[0] += sign * calls
+                delta[1] += sign * errors
         columns[0].append(trace_id)
         columns[1].append(ts_us)
         columns[2].append(version)
@@ -163,10 +193,18 @@ def insert_trace_links(client: Client, database: str, rows: Sequence[tuple[str, 
         columns[4].append([child for _, child in links])
         columns[5].append([counts[0] for counts in links.values()])
         columns[6].append([counts[1] for counts in links.values()])
+    hourly = [(datetime.fromtimestamp(hour, UTC), parent, child, calls, errors)
+              for (hour, parent, child), (calls, errors) in deltas.items() if calls or errors]
     try:
-        client.insert(
-            f"{database}.dependency_links", columns, column_oriented=True,
-            column_names=["trace_id", "ts_us", "version", "parents", "children", "calls", "errors"],
-        )
+        # the hourly sums first: a crash between the two inserts re-applies the change on
+        # re-delivery rather than losing it
+        if hourly:
+            client.insert(f"{database}.dependency_links_hourly", [list(column) for column in zip(*hourly)], column_oriented=True,
+                          column_names=["hour", "parent", "child", "calls", "errors"])
+        if columns[0]:
+            client.insert(
+                f"{database}.dependency_links", columns, column_oriented=True,
+                column_names=["trace_id", "ts_us", "version", "parents", "children", "calls", "errors"],
+            )
     except Exception as exc:
-        raise StorageError(f"insert into dependency_links failed: {exc}") from exc
+        raise StorageError(f"insert of dependency links failed: {exc}") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from collector.errors import SpanError
 
@@ -78,6 +79,11 @@ def _ip(value: object, version: int) -> str | None:
     """Zipkin's Endpoint.ip(): an unparsable address is dropped, a mapped IPv4 address moves."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_ip(value, version)
+
+
+@lru_cache(maxsize=65536)  # a fleet has few addresses; parsing is most of an endpoint's cost
+def _parse_ip(value: str, version: int) -> str | None:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:

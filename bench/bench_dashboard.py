@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=10_000_000, help="generated spans in the store (default %(default)s)")
     parser.add_argument("--runs", type=int, default=7, help="page loads per page (default %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="keep the store and logs (printed) instead of deleting them")
     args = parser.parse_args(argv)
 
     import httpx
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from meshscope.devbroker import TansuBroker
 
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    print(f"working directory: {work}", flush=True)
     store, database = work / "clickhouse", "meshscope"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "tests.dashboard.store_seed", str(store), database, "10"], check=True, cwd=ROOT)
@@ -166,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             server.kill()
         log.close()
         broker.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
     o50, s50, t50 = statistics.median(overview), statistics.median(service), statistics.median(traces)
     print(f"against: the real `meshscope serve` (chdb store, {args.spans:,} generated spans + seeded traffic; "

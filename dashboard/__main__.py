@@ -14,7 +14,7 @@ from dashboard.app import create_app
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dashboard", description="Run the meshscope dashboard alone, against meshscope's API.")
     parser.add_argument("--api", default="http://127.0.0.1:9411", help="base URL of meshscope's API (default %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=8050, help="port to listen on (default %(default)s)")

@@ -54,7 +54,8 @@ def url_update(search: str | None, **updates: Any) -> tuple:
     """Outputs (url.search, synced-search) for a control's new value, or no update when the URL
     already says so. ``synced-search`` tells ``render_page`` not to redraw the page for it."""
     new = state.encode_query(state.parse_query(search) | updates)
-    if new == (search or ""):
+    # compare meanings, not strings: a control reporting its value on mount must not reload the page
+    if state.parse_query(new) == state.parse_query(state.encode_query(state.parse_query(search))):
         return no_update, no_update
     return new, new
 

@@ -23,13 +23,14 @@ VERDICT_COLORS = {"better": OK_COLOR, "worse": ERROR_COLOR, "no_significant_diff
 
 
 def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
+    names, body = service_page(app, source, params)
     return html.Div([
         html.Div([
             html.H2("Service"),
             dcc.Dropdown(id="service-picker", value=params.get("service"), placeholder="choose a service", className="service-picker",
-                         options=[{"label": params["service"], "value": params["service"]}] if params.get("service") else []),
+                         options=[{"label": n, "value": n} for n in names]),
         ], className="title-row"),
-        loading(html.Div(id="service-body", children=service_body(app, source, params)), "service-loading"),
+        loading(html.Div(id="service-body", children=body), "service-loading"),
     ])
 
 
@@ -169,13 +170,20 @@ def versions_section(answer: Answer) -> html.Div:
 
 
 def service_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
+    return service_page(app, source, params)[1]
+
+
+def service_page(app: Any, source: DataSource, params: dict[str, str]) -> tuple[list[str], list]:
+    """The names of all services (for the picker) and the page below the picker, from one batch
+    of concurrent queries."""
     service = params.get("service")
-    if not service:
-        return [empty("Choose a service above (or from the Overview).")]
     window = state.window(params)
+    if not service:
+        summary = ask("services", source.analysis, "services", window.analysis_params())
+        return _names(summary, None), [status(summary), empty("Choose a service above (or from the Overview).")]
     q = window.analysis_params(service=service)
     summary, series, anomalies, http, sql, resources, versions = ask_all(
-        ("summary", source.analysis, "services", q),
+        ("services", source.analysis, "services", window.analysis_params()),
         ("series", source.analysis, "series", q | {"group_by": "none"}),
         ("anomalies", source.analysis, "anomalies", q),
         ("endpoints", source.analysis, "endpoints", q | {"kind": "http"}),
@@ -183,6 +191,15 @@ def service_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
         ("resources", source.analysis, "resources", q),
         ("versions", source.analysis, "versions", q),
     )
+    return _names(summary, service), _body(app, params, service, summary, series, anomalies, http, sql, resources, versions)
+
+
+def _names(summary: Answer, service: str | None) -> list[str]:
+    return sorted({s.get("service") for s in summary.value or [] if s.get("service")} | ({service} if service else set()))
+
+
+def _body(app: Any, params: dict[str, str], service: str, summary: Answer, series: Answer, anomalies: Answer, http: Answer,
+          sql: Answer, resources: Answer, versions: Answer) -> list:
     row = next((s for s in summary.value or [] if s.get("service") == service), None)
     if row:
         stats = html.Div([
@@ -221,12 +238,6 @@ def register(app: Any, source: DataSource) -> None:
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_service(search, _tick):
         return service_body(app, source, state.parse_query(search))
-
-    @app.callback(Output("service-picker", "options"), Input("service-picker", "id"), State("url", "search"))
-    def list_services(_id, search):
-        answer = ask("services", source.analysis, "services", state.window(state.parse_query(search)).analysis_params())
-        names = sorted({s.get("service") for s in answer.value or [] if s.get("service")} | {state.parse_query(search).get("service")} - {None})
-        return [{"label": n, "value": n} for n in names]
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),
                   Input("service-picker", "value"), State("url", "search"), prevent_initial_call=True)

@@ -3,6 +3,7 @@ nothing is logged as an error in the console, failures read plainly; screenshots
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -115,6 +116,17 @@ def test_trace_waterfall(page, screenshots):
     click(driver, driver.find_element(By.ID, "trace-expand-all"))
     wait_for(driver, "#span-table tr", count=seed.TRACE_SPANS + 1)
     wait_settled(driver)
+
+
+def test_trace_json_download(page, tmp_path):
+    driver = page(f"trace?id={seed.TRACE_ID}")
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    click(driver, wait_for(driver, "#trace-download-button")[0])
+    target = tmp_path / f"trace-{seed.TRACE_ID}.json"
+    deadline = time.monotonic() + 15
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(target.read_text()) == seed.SeededApi().traces[seed.TRACE_ID]
 
 
 def test_ten_thousand_span_trace_stays_usable(page, screenshots):

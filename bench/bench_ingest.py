@@ -2,7 +2,7 @@
 (uvicorn, spool, Kafka producer, writer thread) -> tansu -> ClickHouse (chdb), until every span is
 written and queryable.
 
-    .venv/bin/python bench/bench_ingest.py [--spans 300000] [--clients 4]
+    .venv/bin/python bench/bench_ingest.py [--spans 200000] [--clients 4]
 
 Prints its figures, then as the last line ``spans_per_s=N``.
 """
@@ -66,7 +66,7 @@ def metric(client: httpx.Client, name: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spans", type=int, default=300_000)
+    parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     bodies, trace_ids = make_bodies(args.spans)

@@ -126,12 +126,19 @@ def main(argv: list[str] | None = None) -> int:
         driver = start_chromium(work / "chromium")
         driver.set_page_load_timeout(120)
 
-        def api_time(path: str, **extra) -> float:
+        def api_time(*calls: tuple[str, dict]) -> float:
+            """Median time of the page's API calls made concurrently, as the page makes them."""
+            from concurrent.futures import ThreadPoolExecutor
+
+            def get(call):
+                httpx.get(base + call[0], params=params | call[1], timeout=120).raise_for_status()
+
             times = []
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                httpx.get(base + path, params=params | extra, timeout=120).raise_for_status()
-                times.append(time.perf_counter() - t)
+            with ThreadPoolExecutor(len(calls)) as pool:
+                for _ in range(args.runs):
+                    t = time.perf_counter()
+                    list(pool.map(get, calls))
+                    times.append(time.perf_counter() - t)
             return statistics.median(times)
 
         def overview_ready(d):
@@ -153,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 wait_for(d, "#waterfall .scatterlayer .trace", timeout=120)
             traces.append(timed(driver, f"{base}/dashboard/trace?id={trace_id}&{window}", trace_ready))
         errors = console_errors(driver)
-        api_overview = api_time("/api/meshscope/v1/services")
-        api_service = api_time("/api/meshscope/v1/series", service="checkout")
+        api_overview = api_time(("/api/meshscope/v1/services", {}))
+        checkout = {"service": "checkout"}
+        api_service = api_time(("/api/meshscope/v1/services", {}), *[(f"/api/meshscope/v1/{path}", checkout | extra) for path, extra in (
+            ("series", {"group_by": "none"}), ("anomalies", {}), ("endpoints", {"kind": "http"}), ("endpoints", {"kind": "sql"}),
+            ("resources", {}), ("versions", {}))])
         t = time.perf_counter()
         httpx.get(f"{base}/api/v2/trace/{BIG_TRACES[0]}", timeout=120).raise_for_status()
         api_trace = time.perf_counter() - t
@@ -175,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     o50, s50, t50 = statistics.median(overview), statistics.median(service), statistics.median(traces)
     print(f"against: the real `meshscope serve` (chdb store, {args.spans:,} generated spans + seeded traffic; "
           f"{len(spans_total)} services in /api/v2/services), headless Chromium {args.runs} loads per page, 2-core machine")
-    print(f"overview: p50 {o50:.3f} s (min {min(overview):.3f}, max {max(overview):.3f}); API /services alone {api_overview:.3f} s"
+    print(f"overview: p50 {o50:.3f} s (min {min(overview):.3f}, max {max(overview):.3f}); its API call alone {api_overview:.3f} s"
           f" -> page/API ratio {o50 / api_overview:.1f}")
-    print(f"service:  p50 {s50:.3f} s (min {min(service):.3f}, max {max(service):.3f}); API /series alone {api_service:.3f} s"
+    print(f"service:  p50 {s50:.3f} s (min {min(service):.3f}, max {max(service):.3f}); its 7 API calls alone (concurrent) {api_service:.3f} s"
           f" -> page/API ratio {s50 / api_service:.1f}")
     print(f"trace10k: median of {len(traces)} cold loads {t50:.3f} s ({', '.join(f'{t:.2f}' for t in traces)});"
-          f" API /trace alone {api_trace:.3f} s -> page/API ratio {t50 / api_trace:.1f}")
+          f" its API call alone {api_trace:.3f} s -> page/API ratio {t50 / api_trace:.1f}")
     print(f"targets: overview/service p50 <= 1 s: {'met' if max(o50, s50) <= 1 else 'NOT met'}; "
           f"trace10k <= 3 s: {'met' if t50 <= 3 else 'NOT met'}; console errors: {len(errors)}")
     print(f"overview_p50_s={o50:.3f} service_p50_s={s50:.3f} trace10k_s={t50:.3f}")

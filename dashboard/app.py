@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import state
-from dashboard.components import empty, header, loading
+from dashboard.components import drawn, empty, header, loading
 from dashboard.data import DataSource, HttpDataSource
 from dashboard.pages import alerts, overview, recommendations, service, topology, trace, traces
 
@@ -79,7 +79,8 @@ def _register_shell(app: dash.Dash, source: DataSource) -> None:
         module = PAGES.get(page)
         if module is None:
             return [header(app, page, params), empty(f"There is no page at {pathname}.")], pathname
-        return [header(app, page, params), html.Div(module.layout(app, params, source), className="content")], pathname
+        body = drawn(f"{page or 'overview'} page", lambda: module.layout(app, params, source))
+        return [header(app, page, params), html.Div(body, className="content")], pathname
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),
                   Input("range", "value"), Input("refresh-every", "value"), State("url", "search"), prevent_initial_call=True)

@@ -57,6 +57,16 @@ def status(*answers: Answer) -> html.Div:
     return html.Div(notes, className="notes")
 
 
+def drawn(what: str, draw: Callable[[], Any]) -> Any:
+    """``draw()``, or a plain sentence in its place when it fails on data it did not expect (an API
+    answering outside its contract): the operator sees what failed, the log has the traceback."""
+    try:
+        return draw()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a page, logged in full
+        logger.exception("drawing %s failed", what)
+        return failure(f"The {what} could not be drawn: {type(exc).__name__}: {exc}")
+
+
 def failure(message: str) -> html.Div:
     return html.Div(message, className="note note-error")
 

@@ -10,7 +10,7 @@ from typing import Any
 from dash import Input, Output, html
 
 from dashboard import state
-from dashboard.components import ask_all, empty, loading, number_column, status, table
+from dashboard.components import ask_all, drawn, empty, loading, number_column, status, table
 from dashboard.data import DataSource
 
 PATH = "alerts"
@@ -87,4 +87,4 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("alerts-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_alerts(search, _tick):
-        return alerts_body(app, source, state.parse_query(search))
+        return drawn("alerts page", lambda: alerts_body(app, source, state.parse_query(search)))

@@ -7,7 +7,7 @@ from typing import Any
 from dash import Input, Output, State, html
 
 from dashboard import state
-from dashboard.components import (ask, empty, href, loading, number_column, percent_column, status, table)
+from dashboard.components import ask, drawn, empty, href, loading, number_column, percent_column, status, table
 from dashboard.data import DataSource
 from dashboard.theme import ERROR_RATIO_BAD, ERROR_RATIO_WARN, fmt_bytes, sparkline
 
@@ -115,7 +115,7 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("overview-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_overview(search, _tick):
-        return overview_body(app, source, state.parse_query(search))
+        return drawn("overview", lambda: overview_body(app, source, state.parse_query(search)))
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),
                   Input("overview-table", "sort_by"), Input("overview-table", "filter_query"), State("url", "search"),

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import state
-from dashboard.components import ask, empty, href, loading, status
+from dashboard.components import ask, drawn, empty, href, loading, status
 from dashboard.data import DataSource
 from dashboard.theme import MUTED_COLOR, OK_COLOR, WARN_COLOR
 
@@ -76,4 +76,4 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("recommendations-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_recommendations(search, _tick):
-        return recommendations_body(app, source, state.parse_query(search))
+        return drawn("recommendations page", lambda: recommendations_body(app, source, state.parse_query(search)))

@@ -12,7 +12,7 @@ from dash import Input, Output, State, dcc, html
 from plotly.subplots import make_subplots
 
 from dashboard import state
-from dashboard.components import (Answer, ask, ask_all, empty, href, loading, number_column, percent_column, stat, status, table)
+from dashboard.components import (Answer, ask, ask_all, drawn, empty, href, loading, number_column, percent_column, stat, status, table)
 from dashboard.data import DataSource
 from dashboard.theme import (ERROR_COLOR, MUTED_COLOR, OK_COLOR, WARN_COLOR, fmt_bytes, fmt_ms, fmt_rate, fmt_ratio,
                              health_color, message_figure, service_color)
@@ -237,7 +237,7 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("service-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_service(search, _tick):
-        return service_body(app, source, state.parse_query(search))
+        return drawn("service page", lambda: service_body(app, source, state.parse_query(search)))
 
     @app.callback(Output("url", "search", allow_duplicate=True), Output("synced-search", "data", allow_duplicate=True),
                   Input("service-picker", "value"), State("url", "search"), prevent_initial_call=True)

@@ -8,7 +8,7 @@ import dash_cytoscape as cyto
 from dash import Input, Output, State, html, no_update
 
 from dashboard import state
-from dashboard.components import ask, empty, href, loading, number_column, percent_column, status, table
+from dashboard.components import ask, drawn, empty, href, loading, number_column, percent_column, status, table
 from dashboard.data import DataSource
 from dashboard.theme import ERROR_RATIO_BAD, ERROR_RATIO_WARN, fmt_ms, fmt_rate, fmt_ratio, health_color
 
@@ -135,7 +135,7 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("topology-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_topology(search, _tick):
-        return topology_body(app, source, state.parse_query(search))
+        return drawn("topology", lambda: topology_body(app, source, state.parse_query(search)))
 
     @app.callback(Output("url", "pathname", allow_duplicate=True), Output("url", "search", allow_duplicate=True),
                   Input("topology-graph", "tapNodeData"), Input("topology-graph", "tapEdgeData"), State("url", "search"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from dash import Input, Output, State, dcc, html, no_update
 
-from dashboard.components import empty, failure, loading, number_column, stat, table
+from dashboard.components import drawn, empty, failure, loading, number_column, stat, table
 from dashboard.data import DataSource
 from dashboard.errors import DataSourceError
 from dashboard.state import parse_query
@@ -153,7 +153,7 @@ def register(app: Any, source: DataSource) -> None:
 
     @app.callback(Output("trace-body", "children"), Input("url", "search"))
     def show_trace(search):
-        return trace_body(cache, trace_id_of(search))
+        return drawn("trace", lambda: trace_body(cache, trace_id_of(search)))
 
     @app.callback(Output("trace-view", "data"), Input("waterfall", "relayoutData"), State("trace-view", "data"),
                   prevent_initial_call=True)

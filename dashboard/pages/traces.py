@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import state
-from dashboard.components import ask, ask_all, empty, href, loading, number_column, status, table
+from dashboard.components import ask, ask_all, drawn, empty, href, loading, number_column, status, table
 from dashboard.data import DataSource
 from dashboard.theme import ERROR_COLOR, fmt_ms, message_figure, service_color
 
@@ -154,7 +154,7 @@ def register(app: Any, source: DataSource) -> None:
     @app.callback(Output("traces-body", "children"), Input("url", "search"), Input("refresh-timer", "n_intervals"),
                   prevent_initial_call=True)  # the page is drawn with its data; this refreshes it
     def refresh_traces(search, _tick):
-        return traces_body(app, source, state.parse_query(search))
+        return drawn("trace search results", lambda: traces_body(app, source, state.parse_query(search)))
 
     @app.callback(Output("q-service", "options"), Input("q-service", "id"))
     def list_services(_id):

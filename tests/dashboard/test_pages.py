@@ -179,3 +179,14 @@ def test_url_state_round_trip():
     new, synced = url_update("?service=x", range="24h")
     assert new == synced == "?range=24h&service=x"
     assert state.window({"range": "bogus"}, now_ms=10_000_000).start_ms == 10_000_000 - 3_600_000
+
+
+def test_an_answer_outside_the_contract_is_said_plainly(app):
+    from dashboard.components import drawn
+
+    class Garbled(seed.SeededSource):
+        def analysis(self, resource, params=None):
+            return [{"no_service_field": 1, "sparkline": "oops"}] if resource == "services" else super().analysis(resource, params)
+
+    shown = drawn("overview", lambda: overview.overview_body(app, Garbled(), {}))
+    assert "The overview could not be drawn" in text(shown)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import state
 from dashboard.components import ask, drawn, empty, href, loading, status
 from dashboard.data import DataSource
-from dashboard.theme import MUTED_COLOR, OK_COLOR, WARN_COLOR
+from dashboard.theme import MUTED_COLOR, OK_COLOR, WARN_COLOR, fmt_bytes
 
 PATH = "recommendations"
 ACTIONS = {"scale_out": ("Scale out", WARN_COLOR), "scale_in": ("Scale in", "#1f77b4"), "scale_up": ("Scale up", WARN_COLOR),
@@ -24,16 +23,19 @@ def layout(app: Any, params: dict[str, str], source: DataSource) -> html.Div:
     ])
 
 
-def evidence_figure(evidence: dict[str, Any]) -> go.Figure | None:
-    numbers = {k: v for k, v in (evidence or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if not numbers:
+def evidence_table(evidence: dict[str, Any]) -> html.Table | None:
+    """Every number the recommendation used, by name (their units differ: a table, not one chart)."""
+    rows = [(name, value) for name, value in (evidence or {}).items() if value is not None]
+    if not rows:
         return None
-    names = list(numbers)
-    figure = go.Figure(go.Bar(x=[numbers[n] for n in names], y=names, orientation="h", marker_color="#90caf9",
-                              text=[f"{numbers[n]:.4g}" for n in names], textposition="auto"))
-    figure.update_layout(height=40 + 26 * len(names), margin={"l": 10, "r": 10, "t": 10, "b": 20}, plot_bgcolor="#fff",
-                         paper_bgcolor="#fff", yaxis={"automargin": True, "autorange": "reversed"}, xaxis={"gridcolor": "#eee"})
-    return figure
+
+    def shown(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+    return html.Table([html.Tr([html.Th(name.replace("_", " ")), html.Td(shown(value))]) for name, value in rows],
+                      className="kv evidence")
 
 
 def recommendation_card(app: Any, params: dict[str, str], rec: dict) -> html.Div:
@@ -44,9 +46,10 @@ def recommendation_card(app: Any, params: dict[str, str], rec: dict) -> html.Div
     if current is not None and recommended is not None and current != recommended:
         what += f": {current} → {recommended} instances"
     if rec.get("cpu_request") is not None or rec.get("memory_request") is not None:
-        what += f" (requests: CPU {rec.get('cpu_request', '–')}, memory {rec.get('memory_request', '–')})"
+        cpu = rec.get("cpu_request")
+        what += f" (requests: CPU {'–' if cpu is None else f'{cpu:.2f} cores'}, memory {fmt_bytes(rec.get('memory_request'))})"
     confidence = rec.get("confidence")
-    figure = evidence_figure(rec.get("evidence") or {})
+    evidence = evidence_table(rec.get("evidence") or {})
     shared = {k: params[k] for k in state.SHARED if k in params}
     service = rec.get("service") or "?"
     return html.Div([
@@ -57,7 +60,7 @@ def recommendation_card(app: Any, params: dict[str, str], rec: dict) -> html.Div
         html.Div([html.Span("confidence "), html.Progress(value=str(confidence or 0), max="1"),
                   html.Span(f" {confidence:.0%}" if isinstance(confidence, (int, float)) else " –")], className="confidence"),
         html.Ul([html.Li(reason) for reason in rec.get("reasons") or []]) if rec.get("reasons") else empty("No reasons given."),
-        dcc.Graph(figure=figure, config={"displayModeBar": False}) if figure else empty("No evidence figures."),
+        html.Details([html.Summary("evidence"), evidence], open=True) if evidence else empty("No evidence figures."),
     ], className="card")
 
 

@@ -144,7 +144,7 @@ def test_ten_thousand_span_trace_stays_usable(page, screenshots):
 def test_recommendations(page, screenshots):
     driver = page("recommendations")
     wait_for(driver, ".card", "Scale out: 2 → 4 instances")
-    wait_for(driver, ".card .main-svg")
+    wait_for(driver, ".card .evidence td", "0.92")
     wait_settled(driver)
     screenshot(driver, screenshots / "recommendations.png")
 

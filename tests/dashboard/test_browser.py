@@ -99,6 +99,15 @@ def test_traces_search(page, screenshots):
     wait_for(driver, "#trace-span-count", str(seed.TRACE_SPANS))
 
 
+def test_trace_search_form_writes_the_url(page):
+    driver = page("traces?service=frontend")
+    wait_for(driver, "#traces-table td", seed.TRACE_ID)
+    driver.find_element(By.ID, "q-min").send_keys("1000")
+    click(driver, driver.find_element(By.ID, "q-search"))
+    wait_for(driver, "#traces-body .empty", "No traces match")
+    assert "min_ms=1000" in driver.current_url and "service=frontend" in driver.current_url
+
+
 def test_trace_waterfall(page, screenshots):
     driver = page(f"trace?id={seed.TRACE_ID}")
     wait_for(driver, "#trace-span-count", str(seed.TRACE_SPANS))

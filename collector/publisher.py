@@ -29,6 +29,9 @@ from meshscope.wire import encode_spans, spans_by_trace
 logger = logging.getLogger(__name__)
 
 _READ_BATCH = 5000
+# Kafka's default message.max.bytes is 1 MB: a trace whose spans encode larger goes in several
+# messages (same key, so same partition and order).
+MAX_MESSAGE_BYTES = 900_000
 _CHECK_COMMITTED_S = 1.0
 
 
@@ -65,7 +68,7 @@ class SpanPublisher:
 
     def publish(self, spans: list[dict]) -> None:
         """Spool ``spans`` as one message per trace; raises SpoolFullError (nothing spooled)."""
-        records = [(trace_id.encode(), encode_spans(group)) for trace_id, group in spans_by_trace(spans)]
+        records = [(trace_id.encode(), value) for trace_id, group in spans_by_trace(spans) for value in _encode(group)]
         self.spool.append(records)
         if not self.kafka_ok:
             self.metrics.inc("meshscope_spans_spooled_total", len(spans))
@@ -225,3 +228,12 @@ class SpanPublisher:
             for segment in [s for s in self._segment_offsets if s < release_before]:
                 del self._segment_offsets[segment]
         self.metrics.set("meshscope_spool_bytes", self.spool.size_bytes)
+
+
+def _encode(spans: list[dict]) -> list[bytes]:
+    """One message for the spans of a trace, or several when one would be too large."""
+    value = encode_spans(spans)
+    if len(value) <= MAX_MESSAGE_BYTES or len(spans) == 1:
+        return [value]
+    middle = len(spans) // 2
+    return _encode(spans[:middle]) + _encode(spans[middle:])

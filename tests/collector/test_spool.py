@@ -73,3 +73,16 @@ def test_kafka_away_spools_then_503_when_full(tmp_path, clickhouse):
     # what was accepted is still on disk for the next start
     reopened = Spool(tmp_path / "spool", 4096)
     assert len(reopened.read(reopened.start(), 100)) == statuses.count(202)
+
+
+def test_a_huge_trace_is_split_into_messages_kafka_accepts(tmp_path):
+    from collector.publisher import MAX_MESSAGE_BYTES
+    from meshscope.wire import decode_spans
+
+    spool = Spool(tmp_path, max_bytes=1 << 26)
+    publisher = SpanPublisher(spool, "127.0.0.1:1", "spans", "group", Metrics())  # never started: nothing is sent
+    spans = [{"traceId": "a" * 32, "id": f"{n + 1:016x}", "name": "q", "tags": {"sql": "y" * 2000}} for n in range(1000)]
+    publisher.publish(spans)
+    records = spool.read(spool.start(), 100)
+    assert len(records) > 1 and all(len(value) <= MAX_MESSAGE_BYTES and key == b"a" * 32 for _, key, value in records)
+    assert sum(len(decode_spans(value)) for _, _, value in records) == 1000

@@ -171,3 +171,26 @@ def test_unknown_trace_and_page(page):
     wait_for(driver, ".empty", "was not found")
     driver = page("nowhere")
     wait_for(driver, ".empty", "There is no page at /dashboard/nowhere")
+
+
+def test_runs_alone_with_python_m_dashboard(browser, seeded_api_url, tmp_path):
+    """`python -m dashboard --api URL`: the dashboard in a process of its own, against an API."""
+    import subprocess
+    import sys
+
+    from tests.dashboard.conftest import free_port, wait_for_port
+
+    port = free_port()
+    log = open(tmp_path / "dashboard.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", "--api", seeded_api_url, "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+        console_errors(browser)
+        browser.get(f"http://127.0.0.1:{port}/dashboard/")
+        wait_for(browser, "#overview-table td", "frontend")
+        assert console_errors(browser) == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -88,6 +88,28 @@ def test_topology(page, screenshots):
     time.sleep(0.5)  # the graph's layout animates in
 
 
+def _tap(driver, selector: str) -> None:
+    """Tap a graph element as a user would, through cytoscape.js (registered on its container)."""
+    driver.execute_script("""
+        const host = Array.from(document.querySelectorAll('#topology-graph, #topology-graph *')).find(e => e._cyreg);
+        host._cyreg.cy.$(arguments[0]).emit('tap');""", selector)
+
+
+def test_topology_click_through(page):
+    driver = page("topology?range=6h")
+    wait_for(driver, "#topology-graph canvas")
+    wait_settled(driver)
+    _tap(driver, "#orders")
+    wait_for(driver, "#service-rps", "7.25/s")
+    assert driver.current_url.endswith("/dashboard/service?range=6h&service=orders")
+    driver.back()
+    wait_for(driver, "#topology-graph canvas")
+    wait_settled(driver)
+    _tap(driver, "edge[source = 'orders'][target = 'payments']")
+    wait_for(driver, "#q-service", "orders")
+    assert driver.current_url.endswith("/dashboard/traces?range=6h&service=orders&remote=payments")
+
+
 def test_traces_search(page, screenshots):
     driver = page("traces?service=frontend")
     wait_for(driver, "#traces-table td", seed.TRACE_ID)

@@ -12,6 +12,9 @@ $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# a real Zipkin proto client for the tests; its release pins protobuf~=3.12, which
+	# opentelemetry-proto cannot use, so it is installed without its dependencies
+	$(PY) -m pip install -q --no-deps opentelemetry-exporter-zipkin-proto-http==1.45.1
 	touch $(INSTALLED)
 
 system-deps:

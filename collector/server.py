@@ -25,7 +25,7 @@ from collector.publisher import SpanPublisher
 from collector.spool import Spool
 from collector.topics import ensure_topics
 from collector.writer import Writer
-from meshscope.settings import ServerSettings, load
+from meshscope.settings import ServerSettings, SettingsError, load
 from storage import migrations
 from storage.client import connect
 
@@ -69,7 +69,11 @@ def mount_optional_parts(app: FastAPI, settings: ServerSettings, clickhouse) -> 
                                 database=settings.clickhouse_database)
             to_stop.append(handle if hasattr(handle, "stop") else alerts)
             logger.info("alert scheduler started")
-        except Exception:
+        except Exception as exc:
+            from analysis.errors import RuleError
+
+            if isinstance(exc, RuleError):  # a broken rule file must not go unnoticed: stop at start
+                raise SettingsError(f"MESHSCOPE_ALERT_RULES: {exc}") from None
             logger.exception("the alert scheduler did not start; serving without alerts")
     if settings.dashboard:
         dashboard_app = _optional("dashboard.app")

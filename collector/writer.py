@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 class _Batch:
     def __init__(self) -> None:
         self.spans: list[dict] = []
+        self.spans_received_us: list[int] = []  # per span: its Kafka message's timestamp
         self.latency: list = []
         self.resources: list = []
         self.dead_letters: list[tuple] = []
@@ -138,6 +139,8 @@ class Writer:
             items = decode(record.value or b"")
             if decode is decode_spans:
                 batch.spans.extend(items)
+                received_us = record.timestamp * 1000 if record.timestamp and record.timestamp > 0 else time.time_ns() // 1000
+                batch.spans_received_us.extend([received_us] * len(items))
             elif decode is decode_latency:
                 batch.latency.extend(items)
             else:
@@ -161,7 +164,8 @@ class Writer:
                 delay = min(delay * 2, 10.0)
 
     def _insert(self, batch: _Batch) -> None:
-        store_batch(self.client, self.database, batch.spans, batch.latency, batch.resources, batch.dead_letters)
+        store_batch(self.client, self.database, batch.spans, batch.latency, batch.resources, batch.dead_letters,
+                    spans_received_us=batch.spans_received_us)
         self.metrics.inc("meshscope_spans_written_total", len(batch.spans))
         self.metrics.inc("meshscope_latency_records_written_total", len(batch.latency))
         self.metrics.inc("meshscope_resource_samples_written_total", len(batch.resources))
@@ -183,10 +187,11 @@ class Writer:
         self.metrics.set("meshscope_consumer_lag", lag)
 
 
-def store_batch(client, database: str, spans: list[dict], latency=(), resources=(), dead_letters=()) -> None:
+def store_batch(client, database: str, spans: list[dict], latency=(), resources=(), dead_letters=(),
+                spans_received_us: list[int] | None = None) -> None:
     """Insert one batch and recompute the dependency links of the traces its spans belong to."""
     if spans:
-        insert_spans(client, database, spans)
+        insert_spans(client, database, spans, spans_received_us)
         update_links(client, database, {span["traceId"] for span in spans})
     insert_latency(client, database, latency)
     insert_resources(client, database, resources)

@@ -25,14 +25,21 @@ RESOURCE_COLUMNS = ("ts", "service", "instance", "version", "metric", "value")
 DEAD_LETTER_COLUMNS = ("received_at", "topic", "partition", "offset", "error", "payload")
 
 
-def span_columns(spans: Sequence[dict], received_us: int | None = None) -> list[list]:
-    """Zipkin v2 spans as column lists in SPAN_COLUMNS order."""
-    received_us = received_us or time.time_ns() // 1000
+def span_columns(spans: Sequence[dict], received_us: int | Sequence[int] | None = None) -> list[list]:
+    """Zipkin v2 spans as column lists in SPAN_COLUMNS order.
+
+    ``received_us`` (one time, or one per span) stands in for the time of spans that have no
+    timestamp; pass a time that is the same on every delivery of a span (its Kafka message's
+    timestamp) so that a re-delivered copy sorts identically and the ReplacingMergeTree collapses it.
+    """
+    if received_us is None:
+        received_us = time.time_ns() // 1000
+    received = [received_us] * len(spans) if isinstance(received_us, int) else received_us
     columns: list[list] = [[] for _ in SPAN_COLUMNS]
     (trace_id, span_id, parent_id, kind, name, ts_us, timestamp_us, duration_us, local_service, local_ipv4,
      local_ipv6, local_port, remote_service, remote_ipv4, remote_ipv6, remote_port, annotation_ts,
      annotation_values, tags, debug, shared) = columns
-    for span in spans:
+    for span, span_received_us in zip(spans, received):
         local = span.get("localEndpoint") or {}
         remote = span.get("remoteEndpoint") or {}
         annotations = span.get("annotations") or ()
@@ -42,7 +49,7 @@ def span_columns(spans: Sequence[dict], received_us: int | None = None) -> list[
         parent_id.append(span.get("parentId") or "")
         kind.append(span.get("kind") or "")
         name.append(span.get("name") or "")
-        ts_us.append(timestamp or received_us)
+        ts_us.append(timestamp or span_received_us)
         timestamp_us.append(timestamp)
         duration_us.append(span.get("duration") or 0)
         local_service.append(local.get("serviceName") or "")
@@ -103,7 +110,7 @@ def _insert(client: Client, table: str, columns: list[list], names: Sequence[str
         raise StorageError(f"insert into {table} failed: {exc}") from exc
 
 
-def insert_spans(client: Client, database: str, spans: Sequence[dict], received_us: int | None = None) -> None:
+def insert_spans(client: Client, database: str, spans: Sequence[dict], received_us: int | Sequence[int] | None = None) -> None:
     _insert(client, f"{database}.spans", span_columns(spans, received_us), SPAN_COLUMNS)
 
 

@@ -30,6 +30,12 @@ _TTL_COLUMNS = {
     "latency": "interval_start",
     "resource_samples": "toDateTime(ts)",
     "dead_letters": "toDateTime(received_at)",
+    "trace_link_spans": "toDateTime(fromUnixTimestamp64Micro(ts_us))",
+    "dependency_links": "toDateTime(fromUnixTimestamp64Micro(ts_us))",
+    "dependency_links_hourly": "hour",
+    "span_names": "last_seen",
+    "remote_service_names": "last_seen",
+    "tag_values": "last_seen",
 }
 
 

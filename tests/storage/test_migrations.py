@@ -6,7 +6,9 @@ import re
 
 from storage import migrations
 
-TTL_TABLES = ("spans", "latency", "resource_samples", "dead_letters")
+from storage.migrations import _TTL_COLUMNS
+
+TTL_TABLES = tuple(_TTL_COLUMNS)  # every table with a retention TTL
 
 
 def test_migrations_apply_twice(store):

@@ -203,6 +203,9 @@ def main() -> int:
         agent_rps = wrk(agent_port, args.wrk_seconds)
         print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}): direct {direct_rps:,.0f} req/s, through agent {agent_rps:,.0f} req/s")
 
+        # let the agent finish what the saturation run left (its interval flush and span export)
+        # so the fixed-rate run measures the steady state, not the aftermath of a storm
+        time.sleep(12)
         measure_fixed_rate(nginx_port, args.rate, 1, size)  # warm-up
         measure_fixed_rate(agent_port, args.rate, 1, size)
         direct_p50, direct_p99, _ = measure_fixed_rate(nginx_port, args.rate, args.rate_seconds, size)

@@ -26,6 +26,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_support import wait_healthy
 from meshscope.devbroker import TansuBroker, free_port  # noqa: E402
 
 SPANS_PER_REQUEST = 100
@@ -81,16 +82,7 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=30) as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if client.get("/health").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("server did not start: " + (Path(tmp) / "serve.log").read_text()[-2000:])
-                    time.sleep(0.1)
+                wait_healthy(client, server, Path(tmp) / "serve.log", timeout=60)
                 work: queue.Queue[bytes | None] = queue.Queue()
                 for body in bodies:
                     work.put(body)

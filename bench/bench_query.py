@@ -25,6 +25,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_support import wait_healthy
 from meshscope.devbroker import free_port  # noqa: E402
 
 DATABASE = "meshscope"
@@ -129,16 +130,7 @@ def main() -> int:
         timings: dict[str, list[float]] = {}
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                deadline = time.monotonic() + 90
-                while True:
-                    try:
-                        if client.get("/health").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("server did not start: " + (Path(tmp) / "serve.log").read_text()[-2000:])
-                    time.sleep(0.2)
+                wait_healthy(client, server, Path(tmp) / "serve.log", timeout=90)
                 end_ms = now_us // 1000 + 1000
                 requests = {
                     "trace_by_id": lambda run: ("/api/v2/trace/" + sample[run % len(sample)], {}),

@@ -2,11 +2,13 @@
 
 Never awaited by the proxy. Every ``flush_interval_s`` it takes finished spans (one message per
 trace id, keyed by it, to the spans topic), closed metric intervals (keyed by service, to the
-metrics topic) and resource samples (keyed by service, to the resources topic), and delivers them:
-straight to Kafka while the broker answers; to the on-disk spool while it does not, or while the
-spool still holds older messages (so that order is kept); the spool is replayed, oldest first,
-whenever the broker is back. Beyond the spool's limit messages are dropped, and their items are
-added to the ``telemetry.dropped`` count that is itself published.
+metrics topic) and resource samples (keyed by service, to the resources topic), appends them to
+the on-disk spool and sends the spool, oldest first, while the broker answers (after a failure,
+again every ``retry_interval_s``). Spooled messages are kept until the writers' consumer group
+has committed them, and sent again when the broker lost its log (``meshscope.retention``, shared
+with the collector). When the spool is full, acknowledged messages still waiting for the commit
+make room first; beyond that messages are dropped, and their items are added to the
+``telemetry.dropped`` count that is itself published.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from agents.spool import Message, Spool
 from agents.telemetry import Recorder
+from meshscope.retention import Retention
 from meshscope.wire import encode_latency, encode_resources, encode_spans, spans_by_trace
 
 logger = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ class Publisher(Protocol):
     """Where the exporter sends messages: Kafka here; an in-memory one in the tests."""
 
     def publish(self, messages: list[Message]) -> list[Message]:
-        """Deliver in order; return the messages that were not acknowledged."""
+        """Deliver in order; return the messages that were not acknowledged. Sets ``partition``
+        and ``offset`` of those acknowledged when the transport knows them."""
 
     def close(self) -> None: ...
 
@@ -90,7 +94,12 @@ class KafkaPublisher:
             producer.flush(timeout=self.send_timeout_s)
         except Exception as exc:  # KafkaTimeoutError: some are still in flight
             logger.info("Kafka flush incomplete (%s)", exc)
-        failed = [m for m, f in zip(messages, futures) if not (f.is_done and f.succeeded())]
+        failed = []
+        for message, future in zip(messages, futures):
+            if future.is_done and future.succeeded():
+                message.partition, message.offset = future.value.partition, future.value.offset
+            else:
+                failed.append(message)
         if failed:
             # Start over with a fresh producer once the broker is back: its metadata request
             # recreates topics a restarted broker lost (a tansu memory-storage broker otherwise
@@ -108,7 +117,9 @@ class KafkaPublisher:
 
 
 class Exporter:
-    """Runs the export loop in a daemon thread; ``stop()`` flushes and is idempotent."""
+    """Runs the export loop in a daemon thread; ``stop()`` flushes and is idempotent.
+
+    ``retention`` decides when spooled messages may go (default: as soon as they are sent)."""
 
     def __init__(
         self,
@@ -119,6 +130,7 @@ class Exporter:
         spans_topic: str,
         metrics_topic: str,
         resources_topic: str,
+        retention: Retention | None = None,
         flush_interval_s: float = 1.0,
         resource_interval_s: float = 10.0,
         retry_interval_s: float = 2.0,
@@ -127,12 +139,14 @@ class Exporter:
         self.recorder = recorder
         self.publisher = publisher
         self.spool = spool
+        self.retention = retention or Retention(spool, "", None)
         self.spans_topic, self.metrics_topic, self.resources_topic = spans_topic, metrics_topic, resources_topic
         self.flush_interval_s = flush_interval_s
         self.resource_interval_s = resource_interval_s
         self.retry_interval_s = retry_interval_s
         self.resource_sampler = resource_sampler
         self.published_messages = 0
+        self.spool_dropped_items = 0
         self.broker_up = True
         self._next_retry = 0.0
         self._next_resources = time.monotonic() + resource_interval_s
@@ -142,7 +156,7 @@ class Exporter:
 
     @property
     def dropped(self) -> int:
-        return self.recorder.spans_dropped + self.spool.dropped_items
+        return self.recorder.spans_dropped + self.spool_dropped_items
 
     def start(self) -> None:
         self._thread.start()
@@ -167,6 +181,7 @@ class Exporter:
         except Exception:
             logger.exception("final telemetry flush failed")
         self.publisher.close()
+        self.retention.close()
         self.spool.close()
 
     # ------------------------------------------------------------------ one round
@@ -203,38 +218,39 @@ class Exporter:
         with_resources = final or now >= self._next_resources
         if with_resources:
             self._next_resources = now + self.resource_interval_s
-        messages = self.collect(with_resources=with_resources)
-        if not self.spool.empty or not self.broker_up:
-            self.spool.append(messages)
-            self._replay(force=final)
-            return
-        failed = self.publisher.publish(messages)
-        self.published_messages += len(messages) - len(failed)
-        if failed:
-            self._broker_down(len(failed))
-            self.spool.append(failed)
-
-    def _broker_down(self, count: int) -> None:
+        self._spool(self.collect(with_resources=with_resources))
+        if final or self.broker_up or now >= self._next_retry:
+            self._send()
         if self.broker_up:
-            logger.warning("Kafka unreachable: spooling telemetry to %s (%d messages)", self.spool.directory, count)
-        self.broker_up = False
-        self._next_retry = time.monotonic() + self.retry_interval_s
+            self.retention.maybe_release(force=final)
 
-    def _replay(self, force: bool = False) -> None:
-        if not force and time.monotonic() < self._next_retry:
-            return
-        while not self.spool.empty:
-            batch = self.spool.peek(SPOOL_BATCH)
-            if not batch:
-                break
-            failed = self.publisher.publish(batch)
-            # commit the acknowledged prefix: order is kept, a later success is sent again
-            first_failed = batch.index(failed[0]) if failed else len(batch)
-            self.spool.commit(first_failed)
-            self.published_messages += first_failed
+    def _spool(self, messages: list[Message]) -> None:
+        refused = self.spool.add(messages)
+        if refused and self.retention.release_sent():
+            # acknowledged messages still waiting for the writers' commit make room for new ones
+            logger.warning("agent spool full: released acknowledged telemetry before the writers committed it")
+            refused = self.spool.add(refused)
+        self.spool_dropped_items += sum(message.items for message in refused)
+
+    def _send(self) -> None:
+        while batch := self.spool.read(self.retention.cursor, SPOOL_BATCH):
+            messages = [message for _, message in batch]
+            failed = self.publisher.publish(messages)
+            # the acknowledged prefix moves the cursor: order is kept, a later success is sent again
+            first_failed = next(i for i, message in enumerate(messages) if message is failed[0]) if failed else len(batch)
+            for position, message in batch[:first_failed]:
+                if not self.retention.acknowledged(position, message.topic, message.partition, message.offset):
+                    break  # the broker lost its log: the cursor is back at the start
+                self.published_messages += 1
             if failed:
                 self._broker_down(len(failed))
                 return
         if not self.broker_up:
             logger.info("Kafka reachable again: spool replayed")
         self.broker_up = True
+
+    def _broker_down(self, count: int) -> None:
+        if self.broker_up:
+            logger.warning("Kafka unreachable: spooling telemetry to %s (%d messages)", self.spool.directory, count)
+        self.broker_up = False
+        self._next_retry = time.monotonic() + self.retry_interval_s

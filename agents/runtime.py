@@ -3,7 +3,7 @@
 ``Agent(settings, listeners)``; ``await agent.start()`` binds the listeners and starts exporting;
 ``await agent.shutdown()`` (also on SIGTERM/SIGINT through ``serve()``) stops accepting, drains
 connections for up to ``drain_timeout_s``, closes the current metrics interval and flushes
-everything to Kafka or the spool. Idempotent.
+everything to the spool and, while the broker answers, to Kafka. Idempotent.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from agents.proxy import Listener, Proxy
 from agents.resources import ResourceSampler
 from agents.spool import Spool
 from agents.telemetry import Recorder
+from meshscope.retention import Retention
 from meshscope.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,13 @@ class Agent:
         port = int(self.service_address.rpartition(":")[2]) if self.service_address else None
         sampler = ResourceSampler(self.recorder, pid=settings.service_pid, port=port) if (settings.service_pid or port) else None
         spool_dir = settings.agent_spool_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", settings.service or "agent")
+        spool = Spool(spool_dir, settings.agent_spool_max_bytes)
         self.exporter = Exporter(
             self.recorder,
             publisher or KafkaPublisher(settings.kafka_bootstrap, settings.kafka_send_timeout_s, client_id=f"meshscope-agent-{settings.service}"),
-            Spool(spool_dir, settings.agent_spool_max_bytes),
+            spool,
+            retention=Retention(spool, settings.kafka_bootstrap,
+                                settings.consumer_group if settings.agent_spool_retain_until_committed else None),
             spans_topic=settings.spans_topic, metrics_topic=settings.metrics_topic, resources_topic=settings.resources_topic,
             flush_interval_s=settings.export_interval_s, resource_interval_s=settings.resource_interval_s,
             resource_sampler=sampler,

@@ -33,6 +33,10 @@ class KafkaMixin(_Base):
     spans_topic: str = Field("meshscope.spans", description="Topic for spans (OTLP TracesData, keyed by trace id).")
     metrics_topic: str = Field("meshscope.metrics", description="Topic for latency distributions and counters (OTLP MetricsData).")
     resources_topic: str = Field("meshscope.resources", description="Topic for CPU, memory and health samples (OTLP MetricsData).")
+    consumer_group: str = Field(
+        "meshscope-writer",
+        description="Kafka consumer group shared by all writers (agents and the collector keep what they spooled until this group has committed it).",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -68,7 +72,6 @@ class StorageMixin(_Base):
 
 
 class WriterMixin(KafkaMixin, StorageMixin):
-    consumer_group: str = Field("meshscope-writer", description="Kafka consumer group shared by all writers.")
     writer_batch_size: int = Field(20000, ge=1, description="Rows per ClickHouse insert (a batch is flushed when full).")
     writer_batch_ms: int = Field(1000, ge=10, description="Longest a row waits before its batch is flushed, in ms.")
     kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout in ms.")
@@ -119,7 +122,8 @@ class AgentSettings(KafkaMixin):
         description="Outbound listeners `NAME=LISTEN=UPSTREAM[/PROTOCOL]` (NAME: the dependency), comma-separated; CLIENT spans.",
     )
     agent_spool_dir: Path = Field(DEFAULT_DATA_DIR / "spool" / "agent", description="Directory of the agent's on-disk telemetry spool (a subdirectory per service).")
-    agent_spool_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Agent spool limit; beyond it telemetry is dropped and counted.")
+    agent_spool_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Agent spool limit; beyond it the oldest telemetry Kafka acknowledged goes first, then new telemetry is dropped and counted.")
+    agent_spool_retain_until_committed: bool = Field(True, description="Keep spooled telemetry until the writers' consumer group has committed it, so a broker that loses acknowledged messages loses nothing (off: until Kafka acknowledges it).")
     sample_rate: float = Field(
         0.01, ge=0.0, le=1.0,
         description="Share of traces sampled for spans when the caller did not decide (Istio's default 1%); errors and slow requests always are; metrics count every request.",
@@ -136,7 +140,7 @@ class AgentSettings(KafkaMixin):
     max_queued_spans: int = Field(20000, ge=1, description="Finished spans held in memory for the exporter; beyond, spans are dropped and counted.")
     export_interval_s: float = Field(1.0, gt=0, description="Seconds between exporter rounds (spans and closed intervals are published each round).")
     resource_interval_s: float = Field(10.0, gt=0, description="Seconds between CPU/memory samples of the service and telemetry counters.")
-    kafka_send_timeout_s: float = Field(5.0, gt=0, description="Longest the exporter waits for Kafka acknowledgements before spooling.")
+    kafka_send_timeout_s: float = Field(5.0, gt=0, description="Longest the exporter waits for Kafka acknowledgements before it retries later (the telemetry stays spooled).")
     drain_timeout_s: float = Field(10.0, ge=0, description="On SIGTERM, seconds to let connections finish before closing them.")
 
     @field_validator("inbound", "outbound", mode="before")

@@ -1,5 +1,6 @@
 """Publishing to a real Kafka-protocol broker (tansu) with the agent run by its command line;
-the broker stopped under load and restarted: every request is still accounted for."""
+the broker stopped under load and restarted: every request is still accounted for. A broker that
+acknowledged telemetry and then died with it: the agent sends it again from its spool."""
 
 from __future__ import annotations
 
@@ -22,18 +23,24 @@ OUTAGE_S = 30  # as the issue asks: the broker away for 30 s under load
 
 
 class Tally:
-    """Everything consumed from the broker, deduplicated as storage does."""
+    """Everything consumed from the broker, deduplicated as storage does. With ``group``, it
+    commits what it consumed in that consumer group, as the writers do after each insert."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, group: str | None = None) -> None:
         self.consumer = KafkaConsumer(*TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, consumer_timeout_ms=200)
+                                      enable_auto_commit=False, consumer_timeout_ms=200, group_id=group,
+                                      session_timeout_ms=6000, heartbeat_interval_ms=2000)
+        self.group = group
         self.records: dict[tuple, int] = {}
         self.spans: dict[str, dict] = {}
+        self.span_deliveries = 0
         self.samples: list = []
         self.span_keys_ok = True
 
     def poll(self) -> None:
         for message in self.consumer:
+            if message.topic == "meshscope.spans":
+                self.span_deliveries += len(decode_spans(message.value))
             if message.topic == "meshscope.metrics":
                 for record in decode_latency(message.value):
                     self.records[(record.interval_start, record.instance, record.key())] = record.sketch.count
@@ -43,6 +50,8 @@ class Tally:
                     self.spans[span["id"]] = span
             else:
                 self.samples.extend(decode_resources(message.value))
+        if self.group is not None and self.consumer.assignment():
+            self.consumer.commit()
 
     def requests(self) -> int:
         self.poll()
@@ -119,6 +128,45 @@ def test_broker_outage_under_load_loses_nothing(fresh_broker, asgi_upstream, tmp
             agent.kill()
 
 
+def test_telemetry_a_killed_broker_had_acknowledged_is_sent_again(fresh_broker, asgi_upstream, tmp_path):
+    group = "writers-under-test"
+    agent = AgentThread({"service": "shop", "inbound": [f"127.0.0.1:0=127.0.0.1:{asgi_upstream}/http"],
+                         "kafka_bootstrap": fresh_broker.bootstrap, "consumer_group": group, "sample_rate": "1",
+                         "interval_s": "1", "kafka_send_timeout_s": "1", "resource_interval_s": "1"},
+                        spool_dir=tmp_path).start()
+    exporter = agent.agent.exporter
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{agent.port()}") as client:
+            for i in range(50):
+                assert client.get(f"/users/{i}").status_code == 200
+            # acknowledged by the broker (a reader outside the group sees them), not yet committed
+            peek = Tally(fresh_broker.bootstrap)
+            assert wait_until(lambda: peek.requests() == 50 and len(peek.spans) == 50, timeout=30), peek.requests()
+            peek.close()
+            first_segment = exporter.spool.segments()[0]
+
+            fresh_broker.stop(kill=True)  # tansu's memory storage: everything acknowledged dies with it
+            fresh_broker.start()
+            for i in range(50, 80):
+                assert client.get(f"/users/{i}").status_code == 200
+
+        # the writers' group: each request exactly once after deduplication, the first 50 included
+        writers = Tally(fresh_broker.bootstrap, group=group)
+        assert wait_until(lambda: writers.requests() >= 80 and len(writers.spans) >= 80, timeout=60), writers.requests()
+        time.sleep(1.5)  # anything late (a duplicate, a stray interval) would show now
+        assert writers.requests() == 80 and len(writers.spans) == 80
+        assert writers.span_keys_ok
+        # once the group committed them, the agent lets the spool segments go
+        def released() -> bool:
+            writers.poll()  # keeps committing what the agent goes on sending (samples, intervals)
+            return first_segment not in exporter.spool.segments()
+
+        assert wait_until(released, timeout=30), exporter.spool.segments()
+        writers.close()
+    finally:
+        agent.stop()
+
+
 def test_full_spool_drops_counts_and_publishes_the_count(asgi_upstream, tmp_path):
     publisher = MemoryPublisher()
     publisher.down = True
@@ -129,7 +177,7 @@ def test_full_spool_drops_counts_and_publishes_the_count(asgi_upstream, tmp_path
         with httpx.Client(base_url=f"http://127.0.0.1:{agent.port()}") as client:
             for i in range(200):
                 client.get(f"/users/{i}")
-        assert wait_until(lambda: agent.agent.exporter.spool.dropped_items > 0, timeout=10)
+        assert wait_until(lambda: agent.agent.exporter.spool_dropped_items > 0, timeout=10)
         agent.agent.exporter.retry_interval_s = 0.1
         publisher.down = False
         assert wait_until(lambda: any(s.metric == "telemetry.dropped" and s.value > 0 for s in publisher.samples()), timeout=15)
@@ -137,6 +185,6 @@ def test_full_spool_drops_counts_and_publishes_the_count(asgi_upstream, tmp_path
         agent.stop()
     published = [s.value for s in publisher.samples() if s.metric == "telemetry.dropped"]
     # the last published count is the final one (items: spans, latency records, samples)
-    assert published[-1] == agent.agent.exporter.dropped == agent.agent.exporter.spool.dropped_items
+    assert published[-1] == agent.agent.exporter.dropped == agent.agent.exporter.spool_dropped_items
     # every span is either delivered or among the dropped items
     assert len(publisher.spans()) + published[-1] >= 200

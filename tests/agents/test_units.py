@@ -9,6 +9,7 @@ from agents.config import build, parse_listener, read_yaml
 from agents.errors import ConfigError, SpoolError
 from agents.spool import Message, Spool
 from agents.telemetry import OTHER, Recorder
+from meshscope.retention import Retention
 from meshscope.settings import SettingsError
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
@@ -85,37 +86,44 @@ def test_sampling_is_consistent_on_the_trace_id():
 def test_spool_keeps_order_across_segments_and_restarts(tmp_path):
     spool = Spool(tmp_path, max_bytes=1_000_000, segment_bytes=300)
     sent = [Message("t", f"k{i}".encode(), bytes([i]) * 50, items=i + 1) for i in range(20)]
-    assert spool.append(sent) == 0
-    first = spool.peek(7)
-    assert first == sent[:7]
-    spool.commit(7)
+    assert spool.add(sent) == []
+    assert len(spool.segments()) > 1
+    position, seen = spool.start(), []
+    while records := spool.read(position, 7):
+        seen += [message for _, message in records]
+        position = records[-1][0]
+    assert seen == sent
     with pytest.raises(SpoolError):
         Spool(tmp_path, max_bytes=1_000_000)
     spool.close()
+    # nothing was released: a restarted agent sends it all again
     reopened = Spool(tmp_path, max_bytes=1_000_000, segment_bytes=300)
-    rest = reopened.peek(100)
-    assert rest == sent[7:]
-    reopened.commit(len(rest))
-    assert reopened.empty and reopened.size_bytes == 0
+    retention = Retention(reopened, "", None)
+    records = reopened.read(retention.cursor, 100)
+    assert [message for _, message in records] == sent
+    for position, message in records:
+        assert retention.acknowledged(position, message.topic, None, None)
+    retention.maybe_release(force=True)
+    assert reopened.size_bytes == 0 and not retention.pending()
     reopened.close()
 
 
-def test_spool_drops_and_counts_beyond_its_limit(tmp_path):
+def test_spool_refuses_beyond_its_limit(tmp_path):
     spool = Spool(tmp_path, max_bytes=1024)
-    dropped = spool.append([Message("t", b"k", b"x" * 400, items=3) for _ in range(4)])
-    assert dropped == 6 and spool.dropped_items == 6
-    assert len(spool.peek(10)) == 2
+    refused = spool.add([Message("t", b"k", f"{i}".encode() * 400, items=3) for i in range(4)])
+    assert [m.value[:1] for m in refused] == [b"2", b"3"]
+    assert len(spool.read(spool.start(), 10)) == 2
     spool.close()
 
 
-def test_spool_skips_a_torn_tail(tmp_path):
+def test_spool_cuts_a_torn_tail(tmp_path):
     spool = Spool(tmp_path, max_bytes=100_000)
-    spool.append([Message("t", b"a", b"1"), Message("t", b"b", b"2")])
+    spool.add([Message("t", b"a", b"1"), Message("t", b"b", b"2")])
     spool.close()
     segment = next(tmp_path.glob("*.seg"))
     segment.write_bytes(segment.read_bytes()[:-3])
     spool = Spool(tmp_path, max_bytes=100_000)
-    assert [m.key for m in spool.peek(10)] == [b"a"]
+    assert [m.key for _, m in spool.read(spool.start(), 10)] == [b"a"]
     spool.close()
 
 

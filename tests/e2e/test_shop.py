@@ -126,9 +126,6 @@ def test_shop_numbers_arrive_exactly(shop, tmp_path):
     check_everything_accounted_for(shop, report)
 
 
-@pytest.mark.skip(reason="agents lose telemetry that tansu (memory storage) acknowledged just before it was "
-                  "killed: the agent exporter must keep it until the writers' group commits, as the collector's "
-                  "spool does (issue #8 stays open for this)")
 def test_shop_numbers_survive_a_broker_outage(shop, tmp_path):
     report = run_load(shop, tmp_path, broker_outage=True)
     check_everything_accounted_for(shop, report)

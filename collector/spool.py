@@ -13,7 +13,6 @@ from collector.errors import SpoolFullError
 from meshscope import spool
 
 _KEY_LEN = struct.Struct(">H")
-SEGMENT_BYTES = spool.SEGMENT_BYTES
 
 
 class Spool(spool.Spool[tuple[bytes, bytes]]):

@@ -50,13 +50,19 @@ class GroupOffsets:
                 bootstrap_servers=self.bootstrap.split(","), client_id=f"meshscope-retention-{self.consumer_group}",
                 request_timeout_ms=self.timeout_ms, bootstrap_timeout_ms=self.timeout_ms, reconnect_backoff_max_ms=1000,
             )
-        ids: dict[str, str | None] = {}
-        for topic in self._admin.describe_topics(sorted(topics)):
-            ids[topic["name"]] = topic["topic_id"] if topic["error_code"] == 0 else None
         committed = self._admin.list_group_offsets(self.consumer_group).get(self.consumer_group, {})
         offsets = {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()
                    if tp.topic in topics and meta.offset is not None and meta.offset >= 0}
-        return ids, offsets
+        return self._topic_ids(topics), offsets
+
+    def _topic_ids(self, topics: set[str]) -> dict[str, str | None]:
+        # best effort: a broker without topic ids (before Kafka 2.8) still has the offset checks
+        try:
+            described = self._admin.describe_topics(sorted(topics))
+        except Exception as exc:
+            logger.debug("describing topics %s failed (%s)", sorted(topics), exc)
+            return {}
+        return {topic["name"]: topic["topic_id"] if topic["error_code"] == 0 else None for topic in described}
 
     def close(self) -> None:
         admin, self._admin = self._admin, None
@@ -92,6 +98,7 @@ class Retention:
         self._last_produced: dict[TopicPartition, int] = {}
         self._last_committed: dict[TopicPartition, int] = {}
         self._topic_ids: dict[str, str] = {}
+        self._ids_asked: set[str] = set()
         self._last_check = 0.0
 
     def pending(self) -> bool:
@@ -108,6 +115,9 @@ class Retention:
                 self.rewind(f"{topic}[{partition}] offsets restarted at {offset}")
                 return False
             self._last_produced[key] = offset
+            if topic not in self._topic_ids and topic not in self._ids_asked:
+                self._ids_asked.add(topic)
+                self._last_check = 0.0  # learn the topic's id now, before its log could be replaced
             offsets = self._segment_offsets.setdefault(position[0], {})
             offsets[key] = max(offset, offsets.get(key, -1))
         else:
@@ -122,6 +132,7 @@ class Retention:
         self._last_produced.clear()
         self._last_committed.clear()
         self._topic_ids.clear()
+        self._ids_asked.clear()
         if self.on_rewind is not None:
             self.on_rewind()
 
@@ -167,7 +178,7 @@ class Retention:
 
     def _log_lost(self, topic_ids: dict[str, str | None], committed: dict[TopicPartition, int]) -> bool:
         for topic, known in self._topic_ids.items():
-            current = topic_ids.get(topic)
+            current = topic_ids.get(topic, known) if topic_ids else known
             if current != known:
                 self.rewind(f"topic {topic} is now {current or 'gone'}, was {known}")
                 return True

@@ -41,8 +41,10 @@ class Spool(Generic[R]):
         self._lock = threading.Lock()
         self._sizes: dict[int, int] = {}
         for path in sorted(self.directory.glob("*.seg")):
-            if path.stem.isdigit():
+            if path.stem.isdigit() and path == self._path(int(path.stem)):
                 self._sizes[int(path.stem)] = self._recover(path)
+            else:
+                logger.warning("spool %s: ignoring %s (not a segment of this version)", self.directory, path.name)
         self._active = max(self._sizes, default=0)
         if not self._sizes:
             self._sizes[self._active] = 0

@@ -153,7 +153,7 @@ def _services(ctx: AnalysisContext, window: Window) -> list[dict]:
             service = alert["labels"].get("service", "")
             open_alerts[service] = open_alerts.get(service, 0) + 1
     try:
-        pending = {r.service: int(r.action != "none") for r in scaling.recommend_all(ctx, window, with_anomalies=False)}
+        pending = {r.service: int(r.action != "none") for r in scaling.recommend_all(ctx, window, with_anomalies=False, usage=usage)}
     except ServicesFileError:
         pending = {}
     out = []

@@ -40,9 +40,15 @@ def service_red(ctx: AnalysisContext, window: Window, service: str | None = None
                                               group_by=["service"], filters=filters),
                       ["service"], window.seconds, ctx.apdex_t_ms).assign(source_of_data="agent")
     known = set(agent_services(ctx, window))
-    spans = spans_as_red(q.span_red(ctx.client, ctx.database, window.start_s, window.end_s, apdex_t_ms=ctx.apdex_t_ms,
-                                    filters={"service": service} if service else None), window.seconds)
-    spans = spans[~spans["service"].isin(known)].assign(source_of_data="spans")
+    # spans as per-minute sketches (storage keeps them up to date): the summary of every service
+    # must not read every span of the window
+    span_frame = q.span_server_distributions(ctx.client, ctx.database, window.start_s, window.end_s)
+    if not span_frame.empty:
+        keep = ~span_frame["service"].isin(known)
+        if service:
+            keep &= span_frame["service"] == service
+        span_frame = span_frame[keep]
+    spans = red_table(span_frame, ["service"], window.seconds, ctx.apdex_t_ms).assign(source_of_data="spans")
     # services whose agents saw only outbound traffic (e.g. a load generator) still get a row
     missing = sorted(s for s in known - set(agent["service"]) if not service or s == service)
     idle = pd.DataFrame({"service": missing, "count": 0, "errors": 0, "rps": 0.0, "source_of_data": "agent"})

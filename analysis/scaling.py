@@ -59,7 +59,10 @@ def hpa_desired(current: int, metric: float, target: float) -> int:
 
 
 def recommend_all(ctx: AnalysisContext, window: Window, service: str | None = None,
-                  catalog: ServiceCatalog | None = None, with_anomalies: bool = True) -> list[Recommendation]:
+                  catalog: ServiceCatalog | None = None, with_anomalies: bool = True,
+                  usage=None) -> list[Recommendation]:
+    """Recommendations for every service (or ``service``) in ``window``; ``usage``: the window's
+    ``resource_usage`` frame when the caller has it already (one query less)."""
     catalog = catalog or load_services(ctx.settings.services_file)
     filters: dict = {"kind": list(q.SERVER_KINDS)}
     if service:
@@ -67,7 +70,10 @@ def recommend_all(ctx: AnalysisContext, window: Window, service: str | None = No
     step = min(window.step_s, 60)
     per_step = q.latency_distributions(ctx.client, ctx.database, window.start_s, window.end_s, group_by=["service", "instance"],
                                        step_s=step, filters=filters)
-    usage = q.resource_usage(ctx.client, ctx.database, window.start_s, window.end_s, service)
+    if usage is None:
+        usage = q.resource_usage(ctx.client, ctx.database, window.start_s, window.end_s, service)
+    elif service and not usage.empty:
+        usage = usage[usage["service"] == service]
     names = sorted(set(per_step["service"]) | set(usage["service"])) if not per_step.empty or not usage.empty else []
     out = []
     for name in names:

@@ -6,6 +6,8 @@ per (step, group), never raw rows.
   sketch scales come back apart (``scale`` is in the GROUP BY) so the caller can merge them exactly.
 - ``spans``: exact quantiles in SQL over de-duplicated spans (``LIMIT 1 BY fingerprint``), for
   services that report spans but run no agent.
+- ``span_latency``: the same spans as per-minute sketches for the all-services summary, kept up to
+  date by the reader (``span_server_distributions``; migration 0006 says why not at insert time).
 - ``resource_samples``: per-instance averages per step, and usage percentiles for sizing.
 
 Group and filter columns are whitelisted: only the names below ever reach SQL text; values always
@@ -56,6 +58,13 @@ def _split_quantiles(frame: pd.DataFrame, columns: list[str], names: Sequence[st
     for i, name in enumerate(names):
         frame[name] = [float(q[i]) / divisor for q in frame["qs"]]
     return frame.drop(columns=["qs"])
+
+
+def _span_window(start: str = "start", end: str = "end") -> str:
+    """Spans in ``[{start}, {end})`` (Int64 µs parameters): ``ts``, a sorting-key column, lets the
+    primary index skip granules; ``ts_us`` is the exact bound."""
+    return (f"ts >= fromUnixTimestamp64Micro({{{start}:Int64}}) AND ts < fromUnixTimestamp64Micro({{{end}:Int64}})"
+            f" AND ts_us >= {{{start}:Int64}} AND ts_us < {{{end}:Int64}}")
 
 
 def _where(filters: Mapping[str, object], column_of: Mapping[str, str], parameters: dict) -> list[str]:
@@ -134,7 +143,7 @@ def span_red(
     _checked(list(filters), SPAN_GROUPS)
     parameters: dict = {"start": int(start_s) * 1_000_000, "end": int(end_s) * 1_000_000, "kind": kind,
                         "t_us": float(apdex_t_ms) * 1000.0}
-    where = ["ts_us >= {start:Int64}", "ts_us < {end:Int64}", "kind = {kind:String}", "duration_us > 0"]
+    where = [_span_window(), "kind = {kind:String}", "duration_us > 0"]
     where += _where(filters, SPAN_GROUPS, parameters)
     select = [f"{SPAN_GROUPS[g]} AS {g}" for g in groups]
     keys = list(groups)
@@ -165,7 +174,7 @@ def span_edges(client: Client, database: str, start_s: int, end_s: int) -> pd.Da
         SELECT local_service AS source, remote_service AS target, count() AS count, countIf(error) AS errors,
                quantilesExactLow(0.5, 0.99)(duration_us) AS qs
         FROM (SELECT local_service, remote_service, error, duration_us FROM {database}.spans
-              WHERE ts_us >= {{start:Int64}} AND ts_us < {{end:Int64}} AND kind = 'CLIENT'
+              WHERE {_span_window()} AND kind = 'CLIENT'
                 AND remote_service != '' AND local_service != '' LIMIT 1 BY fingerprint)
         GROUP BY source, target ORDER BY source, target
     """
@@ -180,7 +189,7 @@ def span_durations_ms(client: Client, database: str, start_s: int, end_s: int, s
     sql = f"""
         SELECT tags['version'] AS version, duration_us / 1000 AS duration_ms, error
         FROM {database}.spans WHERE local_service = {{service:String}} AND kind = {{kind:String}}
-          AND ts_us >= {{start:Int64}} AND ts_us < {{end:Int64}} AND duration_us > 0
+          AND {_span_window()} AND duration_us > 0
         LIMIT 1 BY fingerprint LIMIT {int(limit)}
     """
     return _query_df(client, sql, {"service": service, "kind": kind, "start": int(start_s) * 1_000_000, "end": int(end_s) * 1_000_000})
@@ -188,7 +197,7 @@ def span_durations_ms(client: Client, database: str, start_s: int, end_s: int, s
 
 def span_services(client: Client, database: str, start_s: int, end_s: int) -> list[str]:
     sql = f"""SELECT DISTINCT local_service FROM {database}.spans
-              WHERE ts_us >= {{start:Int64}} AND ts_us < {{end:Int64}} AND local_service != '' ORDER BY 1"""
+              WHERE {_span_window()} AND local_service != '' ORDER BY 1"""
     try:
         rows = client.query(sql, parameters={"start": int(start_s) * 1_000_000, "end": int(end_s) * 1_000_000}).result_rows
     except Exception as exc:
@@ -246,3 +255,134 @@ def resource_usage(client: Client, database: str, start_s: int, end_s: int,
     if len(frame) and len(latest):
         frame = frame.merge(latest, on=["service", "metric"], how="left")
     return frame
+
+
+# --------------------------------------------------------------------- span sketches per minute
+
+ROLLUP_S = 60
+SKETCH_SCALE = 6  # meshscope.sketch.DEFAULT_SCALE: the agents' scale, so both kinds merge without loss
+# bucket of a duration in ms at SKETCH_SCALE: ceil(log2(v) * 2^scale) - 1, as meshscope.sketch.bucket_index
+_BUCKET = f"toInt32(ceil(log2(duration_us / 1000) * {1 << SKETCH_SCALE})) - 1"
+_SKETCH_COLUMNS = ["service", "scale", "count", "errors", "sum", "min", "max", "zero_count", "buckets", "rows"]
+
+
+def _span_sketches(client: Client, database: str, ranges: Sequence[tuple[int, int]], *, by_minute: bool = False,
+                   services: Sequence[str] | None = None, minutes: Sequence[int] | None = None) -> pd.DataFrame:
+    """Sketches of de-duplicated SERVER spans (duration > 0) in the ``[start_s, end_s)`` ``ranges``,
+    per service (and per ``minute``, unix s, when ``by_minute``): columns as ``latency_distributions``
+    grouped by service. ``services``/``minutes`` narrow the scan."""
+    parameters: dict = {}
+    spans = []
+    for i, (start_s, end_s) in enumerate(ranges):
+        parameters[f"s{i}"], parameters[f"e{i}"] = int(start_s) * 1_000_000, int(end_s) * 1_000_000
+        spans.append(f"({_span_window(f's{i}', f'e{i}')})")
+    if not spans:
+        return pd.DataFrame(columns=_SKETCH_COLUMNS + (["minute"] if by_minute else []))
+    where = [f"({' OR '.join(spans)})", "kind = 'SERVER'", "duration_us > 0"]
+    if services is not None:
+        parameters["services"] = list(services)
+        where.append("local_service IN {services:Array(String)}")
+    if minutes is not None:
+        parameters["minutes"] = [int(m) // ROLLUP_S for m in minutes]
+        where.append(f"intDiv(ts_us, {ROLLUP_S * 1_000_000}) IN {{minutes:Array(Int64)}}")
+    minute = ", minute" if by_minute else ""
+    sql = f"""
+        SELECT service{minute}, toInt8({SKETCH_SCALE}) AS scale, sum(n) AS count, sum(e) AS errors, sum(s) AS sum,
+               min(lo) AS min, max(hi) AS max, toUInt64(0) AS zero_count,
+               CAST(mapFromArrays(groupArray(bucket), groupArray(n)), 'Map(Int32, UInt64)') AS buckets, toUInt64(0) AS rows
+        FROM (SELECT local_service AS service{', intDiv(ts_us, 1000000 * ' + str(ROLLUP_S) + ') * ' + str(ROLLUP_S) + ' AS minute' if by_minute else ''},
+                     {_BUCKET} AS bucket, count() AS n, countIf(error) AS e, sum(duration_us) / 1000 AS s,
+                     min(duration_us) / 1000 AS lo, max(duration_us) / 1000 AS hi
+              FROM (SELECT local_service, ts_us, duration_us, error FROM {database}.spans
+                    WHERE {' AND '.join(where)} LIMIT 1 BY fingerprint)
+              GROUP BY service{minute}, bucket)
+        GROUP BY service{minute}
+        ORDER BY service{minute}
+    """
+    return _query_df(client, sql, parameters)
+
+
+def refresh_span_latency(client: Client, database: str, start_s: int, end_s: int) -> int:
+    """Compute again the per-minute sketches (``span_latency``) of the minutes in ``[start_s,
+    end_s)`` (whole minutes) whose SERVER spans changed since they were computed; returns how many.
+
+    Order matters: the rows of a minute are counted (``source_rows``) *before* its sketch is
+    computed, so a sketch never claims rows it did not see; rows it saw beyond the count make it
+    stale again, which is only a recomputation."""
+    parameters = {"start": int(start_s), "end": int(end_s)}
+    try:
+        stale = client.query(f"""
+            SELECT m.service, toUnixTimestamp(m.minute)
+            FROM (SELECT service, minute, sum(rows) AS inserted FROM {database}.span_minutes
+                  WHERE minute >= toDateTime({{start:Int64}}) AND minute < toDateTime({{end:Int64}})
+                  GROUP BY service, minute) AS m
+            LEFT JOIN (SELECT service, minute, source_rows FROM {database}.span_latency FINAL
+                       WHERE minute >= toDateTime({{start:Int64}}) AND minute < toDateTime({{end:Int64}})) AS r
+                   ON m.service = r.service AND m.minute = r.minute
+            WHERE r.source_rows != m.inserted
+        """, parameters=parameters).result_rows
+    except Exception as exc:
+        raise StorageError(f"metrics query failed: {exc}") from exc
+    if not stale:
+        return 0
+    keys = {(service, int(minute)) for service, minute in stale}
+    services = sorted({s for s, _ in keys})
+    minutes = sorted({m for _, m in keys})
+    lo, hi = minutes[0], minutes[-1] + ROLLUP_S
+    try:
+        counted = client.query(f"""
+            SELECT local_service, intDiv(ts_us, {ROLLUP_S * 1_000_000}) * {ROLLUP_S} AS minute, count()
+            FROM {database}.spans
+            WHERE {_span_window('lo', 'hi')} AND kind = 'SERVER'
+              AND local_service IN {{services:Array(String)}} AND intDiv(ts_us, {ROLLUP_S * 1_000_000}) IN {{minutes:Array(Int64)}}
+            GROUP BY local_service, minute
+        """, parameters={"lo": lo * 1_000_000, "hi": hi * 1_000_000, "services": services,
+                         "minutes": [m // ROLLUP_S for m in minutes]}).result_rows
+    except Exception as exc:
+        raise StorageError(f"metrics query failed: {exc}") from exc
+    source_rows = {(service, int(minute)): int(n) for service, minute, n in counted}
+    sketches = _span_sketches(client, database, [(lo, hi)], by_minute=True, services=services, minutes=minutes)
+    computed = {(row["service"], int(row["minute"])): row for row in sketches.to_dict("records")}
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    rows = []
+    for key in sorted(keys):
+        row = computed.get(key)
+        if row is None:  # no span with a duration (or none left): an empty sketch, still a fresh answer
+            row = {"count": 0, "errors": 0, "sum": 0.0, "min": 0.0, "max": 0.0, "zero_count": 0, "buckets": {}}
+        rows.append([key[0], datetime.fromtimestamp(key[1], UTC), source_rows.get(key, 0), now, int(row["count"]),
+                     int(row["errors"]), float(row["sum"]), float(row["min"]), float(row["max"]), SKETCH_SCALE,
+                     int(row["zero_count"]), {int(k): int(v) for k, v in dict(row["buckets"]).items()}])
+    try:
+        client.insert(f"{database}.span_latency", rows, column_names=[
+            "service", "minute", "source_rows", "computed_at", "count", "errors", "sum", "min", "max", "scale",
+            "zero_count", "buckets"])
+    except Exception as exc:
+        raise StorageError(f"insert into {database}.span_latency failed: {exc}") from exc
+    return len(rows)
+
+
+def span_server_distributions(client: Client, database: str, start_s: int, end_s: int) -> pd.DataFrame:
+    """Per service, the merged latency distribution of its de-duplicated SERVER spans in
+    ``[start_s, end_s)``, with the columns of ``latency_distributions(group_by=["service"])``:
+    whole minutes from ``span_latency`` (refreshed first where stale), the partial minutes at the
+    window's edges from the spans themselves. Quantiles carry the sketch's error (< 1%), as the
+    agents' do; counts, errors, sum, min and max are exact."""
+    first = -(-int(start_s) // ROLLUP_S) * ROLLUP_S
+    last = int(end_s) // ROLLUP_S * ROLLUP_S
+    if first >= last:
+        return _span_sketches(client, database, [(start_s, end_s)])
+    refresh_span_latency(client, database, first, last)
+    sql = f"""
+        SELECT service, scale, sum(count) AS count, sum(errors) AS errors, sum(sum) AS sum,
+               minIf(min, count > 0) AS min, max(max) AS max, sum(zero_count) AS zero_count,
+               sumMap(buckets) AS buckets, toUInt64(0) AS rows
+        FROM {database}.span_latency FINAL
+        WHERE minute >= toDateTime({{first:Int64}}) AND minute < toDateTime({{last:Int64}}) AND count > 0
+        GROUP BY service, scale ORDER BY service, scale
+    """
+    whole = _query_df(client, sql, {"first": first, "last": last})
+    edges = [(a, b) for a, b in ((start_s, first), (last, end_s)) if a < b]
+    parts = [f for f in (whole, _span_sketches(client, database, edges)) if not f.empty]
+    return pd.concat(parts, ignore_index=True) if parts else whole

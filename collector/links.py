@@ -10,13 +10,12 @@ A span with the ``error`` tag (or a server whose client half has it) counts as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class LinkSpan:
-    """The fields of a span the linker reads."""
+class LinkSpan(NamedTuple):
+    """The fields of a span the linker reads (a tuple: cheap to build from a query row)."""
 
     id: str
     parent_id: str
@@ -27,71 +26,74 @@ class LinkSpan:
     shared: bool
 
 
-@dataclass(slots=True)
-class _Node:
-    span: LinkSpan
-    parent: _Node | None = None
-    children: list[_Node] = field(default_factory=list)
+class _Tree(NamedTuple):
+    """The trace as parallel lists (index = span): cheaper than a node object per span."""
+
+    spans: list[LinkSpan]
+    parent: list[int]  # -1 = none
+    has_children: list[bool]
 
 
-def _tree(spans: Iterable[LinkSpan]) -> list[_Node]:
-    nodes = [_Node(span) for span in dict.fromkeys(spans)]  # duplicates of a report count once
-    by_id: dict[str, list[_Node]] = {}
-    for node in nodes:
-        by_id.setdefault(node.span.id, []).append(node)
-    for node in nodes:
-        span = node.span
-        parent = None
+def _tree(spans: Iterable[LinkSpan]) -> _Tree:
+    unique = list(dict.fromkeys(spans))  # duplicates of a report count once
+    by_id: dict[str, list[int]] = {}
+    for index, span in enumerate(unique):
+        by_id.setdefault(span.id, []).append(index)
+    parent_of = [-1] * len(unique)
+    has_children = [False] * len(unique)
+    for index, span in enumerate(unique):
+        parent = -1
         if span.shared:
-            parent = next((n for n in by_id.get(span.id, ()) if not n.span.shared), None)
-            if parent is None and span.parent_id:
-                parent = _pick_parent(by_id.get(span.parent_id, ()), span)
+            parent = next((i for i in by_id.get(span.id, ()) if not unique[i].shared), -1)
+            if parent < 0 and span.parent_id:
+                parent = _pick_parent(by_id.get(span.parent_id, ()), unique, span)
         elif span.parent_id:
-            parent = _pick_parent(by_id.get(span.parent_id, ()), span)
-        if parent is not None and parent is not node and not _is_ancestor(node, parent):
-            node.parent = parent
-            parent.children.append(node)
-    return nodes
+            parent = _pick_parent(by_id.get(span.parent_id, ()), unique, span)
+        if parent >= 0 and parent != index and not _is_ancestor(index, parent, parent_of):
+            parent_of[index] = parent
+            has_children[parent] = True
+    return _Tree(unique, parent_of, has_children)
 
 
-def _pick_parent(candidates: Iterable[_Node], child: LinkSpan) -> _Node | None:
-    candidates = list(candidates)
-    for node in candidates:  # the server half on the child's own service
-        if node.span.shared and node.span.local_service == child.local_service:
-            return node
-    for node in candidates:
-        if node.span.shared:
-            return node
-    return candidates[0] if candidates else None
+def _pick_parent(candidates: Sequence[int], spans: list[LinkSpan], child: LinkSpan) -> int:
+    if len(candidates) == 1:
+        return candidates[0]
+    for index in candidates:  # the server half on the child's own service
+        if spans[index].shared and spans[index].local_service == child.local_service:
+            return index
+    for index in candidates:
+        if spans[index].shared:
+            return index
+    return candidates[0] if candidates else -1
 
 
-def _is_ancestor(node: _Node, other: _Node) -> bool:
+def _is_ancestor(node: int, other: int, parent_of: list[int]) -> bool:
     seen = 0
     current = other
-    while current is not None and seen < 10_000:
-        if current is node:
+    while current >= 0 and seen < 10_000:
+        if current == node:
             return True
-        current = current.parent
+        current = parent_of[current]
         seen += 1
     return False
 
 
-def _rpc_ancestor(node: _Node) -> LinkSpan | None:
-    current = node.parent
-    while current is not None:
-        if current.span.kind:
-            return current.span
-        current = current.parent
+def _rpc_ancestor(index: int, tree: _Tree) -> LinkSpan | None:
+    current = tree.parent[index]
+    while current >= 0:
+        if tree.spans[current].kind:
+            return tree.spans[current]
+        current = tree.parent[current]
     return None
 
 
 def trace_links(spans: Iterable[LinkSpan]) -> list[tuple[str, str, bool]]:
     """(parent service, child service, is_error) for every call in one trace."""
     links: list[tuple[str, str, bool]] = []
-    for node in _tree(spans):
-        span = node.span
+    tree = _tree(spans)
+    for index, span in enumerate(tree.spans):
         kind = span.kind
-        if kind == "CLIENT" and node.children:
+        if kind == "CLIENT" and tree.has_children[index]:
             continue  # the server side of a split RPC carries the link
         service, remote = span.local_service or None, span.remote_service or None
         if not kind:
@@ -101,7 +103,7 @@ def trace_links(spans: Iterable[LinkSpan]) -> list[tuple[str, str, bool]]:
                 continue
         if kind in ("SERVER", "CONSUMER"):
             parent, child = remote, service
-            if node.parent is None and parent is None:
+            if tree.parent[index] < 0 and parent is None:
                 continue  # the root-most span with no caller named
         elif kind in ("CLIENT", "PRODUCER"):
             parent, child = service, remote
@@ -112,7 +114,7 @@ def trace_links(spans: Iterable[LinkSpan]) -> list[tuple[str, str, bool]]:
             if parent and child:
                 links.append((parent, child, is_error))
             continue
-        ancestor = _rpc_ancestor(node)
+        ancestor = _rpc_ancestor(index, tree)
         if ancestor is not None and ancestor.local_service:
             ancestor_service = ancestor.local_service
             # instrumentation that puts the remote service on the client side: backfill the hop

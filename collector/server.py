@@ -24,7 +24,7 @@ from collector.metrics import Metrics
 from collector.publisher import SpanPublisher
 from collector.spool import Spool
 from collector.topics import ensure_topics
-from collector.writer import Writer
+from collector.writer import Writer, tune_gc
 from meshscope.settings import ServerSettings, SettingsError, load
 from storage import migrations
 from storage.client import connect
@@ -136,6 +136,7 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = load(ServerSettings, **vars(args))
     collector = Collector(settings)
+    tune_gc()
     try:
         uvicorn.run(collector.app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     finally:

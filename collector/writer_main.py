@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from collector.metrics import Metrics
 from collector.topics import ensure_topics
-from collector.writer import Writer
+from collector.writer import Writer, tune_gc
 from meshscope.settings import WriterSettings, load
 from storage import migrations
 from storage.client import connect
@@ -55,6 +55,7 @@ def run(argv: list[str]) -> int:
     ensure_topics(settings)
     metrics = Metrics()
     server = serve_metrics(metrics, settings.metrics_port) if settings.metrics_port else None
+    tune_gc()
     writer = Writer(settings, client, metrics)
     signal.signal(signal.SIGTERM, lambda *_: writer.close(timeout=0))
     try:

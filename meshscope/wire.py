@@ -19,6 +19,7 @@ reserved ``zipkin.`` prefix (documented in docs/wire-model.md).
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -121,52 +122,125 @@ def _endpoint_key(endpoint: dict | None) -> tuple:
 
 def zipkin_to_otlp_span(span: dict) -> trace_pb2.Span:
     """One Zipkin v2 span as an OTLP span (its localEndpoint goes to the resource, see encode_spans)."""
+    out = trace_pb2.Span()
+    out.ParseFromString(_span_bytes(span))
+    return out
+
+
+# encode_spans writes the protobuf wire format itself (field numbers from
+# opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto), in field-number order as
+# protobuf's own serializer does: building a message object per span and attribute costs more
+# than the rest of ingestion. tests/meshscope/test_wire.py holds it byte-equal to that serializer.
+_FIXED64 = struct.Struct("<Q").pack
+_SMALL_VARINTS = [bytes((n,)) for n in range(128)]
+_KIND_FIELD = {kind: b"\x30" + bytes((value,)) for kind, value in _ZIPKIN_TO_OTLP_KIND.items() if value}
+_ATTRIBUTE_CACHE: dict[tuple, bytes] = {}
+_ATTRIBUTE_CACHE_MAX = 50_000
+_TRUE = True
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL_VARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _int64_varint(n: int) -> bytes:
+    return _varint(n if n >= 0 else n + (1 << 64))  # int64: two's complement, 10 bytes
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _attribute_field(tag: bytes, key: str, value: object) -> bytes:
+    """A KeyValue as the field ``tag`` (0x4A Span.attributes, 0x0A Resource.attributes), as _kv builds it."""
+    cache_key = (tag, key, type(value), value)
+    encoded = _ATTRIBUTE_CACHE.get(cache_key)
+    if encoded is None:
+        if isinstance(value, bool):
+            any_value = b"\x10\x01" if value else b"\x10\x00"  # AnyValue.bool_value (2)
+        elif isinstance(value, int):
+            any_value = b"\x18" + _int64_varint(value)  # AnyValue.int_value (3)
+        else:
+            any_value = _length_delimited(b"\x0a", str(value).encode())  # AnyValue.string_value (1)
+        # KeyValue.key (1), KeyValue.value (2)
+        encoded = _length_delimited(tag, _length_delimited(b"\x0a", key.encode()) + _length_delimited(b"\x12", any_value))
+        if len(_ATTRIBUTE_CACHE) >= _ATTRIBUTE_CACHE_MAX:
+            _ATTRIBUTE_CACHE.clear()
+        _ATTRIBUTE_CACHE[cache_key] = encoded
+    return encoded
+
+
+def _span_bytes(span: dict) -> bytes:
+    """One Zipkin v2 span as a serialized OTLP Span (what zipkin_to_otlp_span's message serializes to)."""
     trace_id = span["traceId"].lower()
-    out = trace_pb2.Span(
-        trace_id=_id_bytes(trace_id, 16),
-        span_id=_id_bytes(span["id"], 8),
-        name=span.get("name") or "",
-        kind=_ZIPKIN_TO_OTLP_KIND.get(span.get("kind"), trace_pb2.Span.SPAN_KIND_UNSPECIFIED),
-    )
-    if span.get("parentId"):
-        out.parent_span_id = _id_bytes(span["parentId"], 8)
+    parts = [b"\x0a\x10", _id_bytes(trace_id, 16), b"\x12\x08", _id_bytes(span["id"], 8)]  # trace_id (1), span_id (2)
+    parent_id = span.get("parentId")
+    if parent_id:
+        parts += (b"\x22\x08", _id_bytes(parent_id, 8))  # parent_span_id (4)
+    name = span.get("name")
+    if name:
+        parts.append(_length_delimited(b"\x2a", name.encode()))  # name (5)
+    kind = _KIND_FIELD.get(span.get("kind"))
+    if kind:
+        parts.append(kind)  # kind (6)
     timestamp = span.get("timestamp") or 0
     duration = span.get("duration")
-    out.start_time_unix_nano = timestamp * 1000
-    if duration:
-        out.end_time_unix_nano = (timestamp + duration) * 1000
-    attributes = out.attributes
+    try:
+        if timestamp:
+            parts += (b"\x39", _FIXED64(timestamp * 1000))  # start_time_unix_nano (7)
+        if duration and timestamp + duration:
+            parts += (b"\x41", _FIXED64((timestamp + duration) * 1000))  # end_time_unix_nano (8)
+    except struct.error as exc:
+        raise WireError(f"timestamp or duration out of range: {exc}") from exc
+    # attributes (9)
     if len(trace_id) == 16:
-        attributes.append(_kv(ATTR_TRACE_ID_64, True))
-    for key, value in (span.get("tags") or {}).items():
-        attributes.append(_kv(key, str(value)))
-    remote = span.get("remoteEndpoint") or {}
-    for attr, key in _REMOTE_ENDPOINT_ATTRS:
-        if remote.get(key) not in (None, ""):
-            attributes.append(_kv(attr, remote[key]))
+        parts.append(_attribute_field(b"\x4a", ATTR_TRACE_ID_64, _TRUE))
+    tags = span.get("tags")
+    if tags:
+        for key, value in tags.items():
+            parts.append(_attribute_field(b"\x4a", key, str(value)))
+    remote = span.get("remoteEndpoint")
+    if remote:
+        for attr, key in _REMOTE_ENDPOINT_ATTRS:
+            value = remote.get(key)
+            if value not in (None, ""):
+                parts.append(_attribute_field(b"\x4a", attr, value))
     if span.get("debug"):
-        attributes.append(_kv(ATTR_DEBUG, True))
+        parts.append(_attribute_field(b"\x4a", ATTR_DEBUG, _TRUE))
     if span.get("shared"):
-        attributes.append(_kv(ATTR_SHARED, True))
+        parts.append(_attribute_field(b"\x4a", ATTR_SHARED, _TRUE))
     for annotation in span.get("annotations") or ():
-        out.events.append(trace_pb2.Span.Event(time_unix_nano=annotation["timestamp"] * 1000, name=annotation["value"]))
-    if "error" in (span.get("tags") or {}):
-        out.status.code = trace_pb2.Status.STATUS_CODE_ERROR
-        out.status.message = str(span["tags"]["error"])
-    return out
+        # events (11): Event.time_unix_nano (1), Event.name (2)
+        event = b"\x09" + _FIXED64(annotation["timestamp"] * 1000) if annotation["timestamp"] else b""
+        if annotation["value"]:
+            event += _length_delimited(b"\x12", annotation["value"].encode())
+        parts.append(_length_delimited(b"\x5a", event))
+    if tags and "error" in tags:
+        # status (15): Status.message (2), Status.code (3) = STATUS_CODE_ERROR
+        message = str(tags["error"])
+        status = (_length_delimited(b"\x12", message.encode()) if message else b"") + b"\x18\x02"
+        parts.append(_length_delimited(b"\x7a", status))
+    return b"".join(parts)
 
 
 def encode_spans(spans: Iterable[dict]) -> bytes:
     """Zipkin v2 spans -> serialized OTLP TracesData (spans grouped by local endpoint)."""
-    by_endpoint: dict[tuple, list[trace_pb2.Span]] = defaultdict(list)
+    by_endpoint: dict[tuple, list[bytes]] = defaultdict(list)
     for span in spans:
-        by_endpoint[_endpoint_key(span.get("localEndpoint"))].append(zipkin_to_otlp_span(span))
-    data = trace_pb2.TracesData()
-    for endpoint, otlp_spans in by_endpoint.items():
-        resource_spans = data.resource_spans.add()
-        resource_spans.resource.CopyFrom(Resource(attributes=[_kv(k, v) for k, v in endpoint]))
-        resource_spans.scope_spans.add().spans.extend(otlp_spans)
-    return data.SerializeToString()
+        by_endpoint[_endpoint_key(span.get("localEndpoint"))].append(_length_delimited(b"\x12", _span_bytes(span)))
+    out = []
+    for endpoint, span_fields in by_endpoint.items():
+        # ResourceSpans.resource (1) = Resource.attributes (1); ResourceSpans.scope_spans (2) = ScopeSpans.spans (2)
+        resource = _length_delimited(b"\x0a", b"".join(_attribute_field(b"\x0a", k, v) for k, v in endpoint))
+        out.append(_length_delimited(b"\x0a", resource + _length_delimited(b"\x12", b"".join(span_fields))))  # TracesData.resource_spans (1)
+    return b"".join(out)
 
 
 def spans_by_trace(spans: Iterable[dict]) -> Iterator[tuple[str, list[dict]]]:
@@ -207,22 +281,43 @@ def _endpoint_value(key: str, value: AnyValue) -> str | int:
     return _any_to_str(value)
 
 
+_STRING_VALUE = "string_value"
+_ERROR = trace_pb2.Status.STATUS_CODE_ERROR
+_REMOTE_ATTR_FIELDS = {attr: key for attr, key in _REMOTE_ENDPOINT_ATTRS}
+
+
 def _otlp_span_to_zipkin(otlp_span: trace_pb2.Span, local: dict) -> dict:
-    if len(otlp_span.trace_id) != 16 or len(otlp_span.span_id) != 8:
+    # one pass over the attributes: this runs for every span the writer stores
+    trace_id_bytes = otlp_span.trace_id
+    if len(trace_id_bytes) != 16 or len(otlp_span.span_id) != 8:
         raise WireError("OTLP span with a trace id not 16 bytes or a span id not 8 bytes")
-    attributes = {kv.key: kv.value for kv in otlp_span.attributes}
-    trace_id = otlp_span.trace_id.hex()
-    if ATTR_TRACE_ID_64 in attributes:
+    tags: dict[str, str] = {}
+    remote: dict = {}
+    reserved: set[str] = set()
+    for kv in otlp_span.attributes:
+        key = kv.key
+        if key.startswith("zipkin."):
+            reserved.add(key)
+            field_name = _REMOTE_ATTR_FIELDS.get(key)
+            if field_name is not None:
+                remote[field_name] = _endpoint_value(field_name, kv.value)
+        else:
+            value = kv.value
+            tags[key] = value.string_value if value.WhichOneof("value") == _STRING_VALUE else _any_to_str(value)
+    trace_id = trace_id_bytes.hex()
+    if ATTR_TRACE_ID_64 in reserved:
         trace_id = trace_id[16:]
     span: dict = {"traceId": trace_id}
-    if otlp_span.parent_span_id:
-        span["parentId"] = otlp_span.parent_span_id.hex()
+    parent = otlp_span.parent_span_id
+    if parent:
+        span["parentId"] = parent.hex()
     span["id"] = otlp_span.span_id.hex()
     kind = _OTLP_TO_ZIPKIN_KIND.get(otlp_span.kind)
     if kind:
         span["kind"] = kind
-    if otlp_span.name:
-        span["name"] = otlp_span.name
+    name = otlp_span.name
+    if name:
+        span["name"] = name
     start, end = otlp_span.start_time_unix_nano, otlp_span.end_time_unix_nano
     if start:
         span["timestamp"] = start // 1000
@@ -230,29 +325,23 @@ def _otlp_span_to_zipkin(otlp_span: trace_pb2.Span, local: dict) -> dict:
         span["duration"] = max((end - start) // 1000, 1)
     if local:
         span["localEndpoint"] = dict(local)
-    remote = {}
-    for attr, key in _REMOTE_ENDPOINT_ATTRS:
-        if attr in attributes:
-            remote[key] = _endpoint_value(key, attributes[attr])
-    if not remote:
+    if not remote and tags:
         for key, candidates in _OTEL_REMOTE_FALLBACKS:
             for candidate in candidates:
-                if candidate in attributes:
-                    remote[key] = _endpoint_value(key, attributes[candidate])
+                if candidate in tags:
+                    remote[key] = int(tags[candidate] or 0) if key == "port" else tags[candidate]
                     break
     if remote:
         span["remoteEndpoint"] = remote
-    annotations = [{"timestamp": event.time_unix_nano // 1000, "value": event.name} for event in otlp_span.events]
-    if annotations:
-        span["annotations"] = annotations
-    tags = {key: _any_to_str(value) for key, value in attributes.items() if not key.startswith("zipkin.")}
-    if otlp_span.status.code == trace_pb2.Status.STATUS_CODE_ERROR and "error" not in tags:
+    if otlp_span.events:
+        span["annotations"] = [{"timestamp": event.time_unix_nano // 1000, "value": event.name} for event in otlp_span.events]
+    if otlp_span.status.code == _ERROR and "error" not in tags:
         tags["error"] = otlp_span.status.message or "true"
     if tags:
         span["tags"] = tags
-    if ATTR_DEBUG in attributes:
+    if ATTR_DEBUG in reserved:
         span["debug"] = True
-    if ATTR_SHARED in attributes:
+    if ATTR_SHARED in reserved:
         span["shared"] = True
     return span
 

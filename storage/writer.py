@@ -1,9 +1,13 @@
-"""Batch inserts of the wire model's objects (column-oriented, one INSERT per table per batch)."""
+"""Batch inserts of the wire model's objects: one INSERT per table per batch (spans as JSON that
+ClickHouse maps to columns itself, the others column-oriented)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
+
+import orjson
 
 from clickhouse_connect.driver.client import Client
 
@@ -23,49 +27,6 @@ LATENCY_COLUMNS = (
 )
 RESOURCE_COLUMNS = ("ts", "service", "instance", "version", "metric", "value")
 DEAD_LETTER_COLUMNS = ("received_at", "topic", "partition", "offset", "error", "payload")
-
-
-def span_columns(spans: Sequence[dict], received_us: int | Sequence[int] | None = None) -> list[list]:
-    """Zipkin v2 spans as column lists in SPAN_COLUMNS order.
-
-    ``received_us`` (one time, or one per span) stands in for the time of spans that have no
-    timestamp; pass a time that is the same on every delivery of a span (its Kafka message's
-    timestamp) so that a re-delivered copy sorts identically and the ReplacingMergeTree collapses it.
-    """
-    if received_us is None:
-        received_us = time.time_ns() // 1000
-    received = [received_us] * len(spans) if isinstance(received_us, int) else received_us
-    columns: list[list] = [[] for _ in SPAN_COLUMNS]
-    (trace_id, span_id, parent_id, kind, name, ts_us, timestamp_us, duration_us, local_service, local_ipv4,
-     local_ipv6, local_port, remote_service, remote_ipv4, remote_ipv6, remote_port, annotation_ts,
-     annotation_values, tags, debug, shared) = columns
-    for span, span_received_us in zip(spans, received):
-        local = span.get("localEndpoint") or {}
-        remote = span.get("remoteEndpoint") or {}
-        annotations = span.get("annotations") or ()
-        timestamp = span.get("timestamp") or 0
-        trace_id.append(span["traceId"])
-        span_id.append(span["id"])
-        parent_id.append(span.get("parentId") or "")
-        kind.append(span.get("kind") or "")
-        name.append(span.get("name") or "")
-        ts_us.append(timestamp or span_received_us)
-        timestamp_us.append(timestamp)
-        duration_us.append(span.get("duration") or 0)
-        local_service.append(local.get("serviceName") or "")
-        local_ipv4.append(local.get("ipv4") or "")
-        local_ipv6.append(local.get("ipv6") or "")
-        local_port.append(local.get("port") or 0)
-        remote_service.append(remote.get("serviceName") or "")
-        remote_ipv4.append(remote.get("ipv4") or "")
-        remote_ipv6.append(remote.get("ipv6") or "")
-        remote_port.append(remote.get("port") or 0)
-        annotation_ts.append([a["timestamp"] for a in annotations])
-        annotation_values.append([a["value"] for a in annotations])
-        tags.append(span.get("tags") or {})
-        debug.append(bool(span.get("debug")))
-        shared.append(bool(span.get("shared")))
-    return columns
 
 
 def row_to_span(row: dict) -> dict:
@@ -110,8 +71,35 @@ def _insert(client: Client, table: str, columns: list[list], names: Sequence[str
         raise StorageError(f"insert into {table} failed: {exc}") from exc
 
 
+def spans_json(spans: Sequence[dict], received_us: int | Sequence[int] | None = None) -> bytes:
+    """Zipkin v2 spans as one JSON array for ``{db}.spans_zipkin_input`` (migration 0005).
+
+    ``received_us`` (one time, or one per span) stands in for the time of spans that have no
+    timestamp; pass a time that is the same on every delivery of a span (its Kafka message's
+    timestamp) so that a re-delivered copy sorts identically and the ReplacingMergeTree collapses it.
+    """
+    if received_us is None:
+        received_us = time.time_ns() // 1000
+    if isinstance(received_us, int):
+        rows = [span if span.get("timestamp") else {**span, "received_us": received_us} for span in spans]
+    else:
+        rows = [span if span.get("timestamp") else {**span, "received_us": received}
+                for span, received in zip(spans, received_us, strict=True)]
+    try:
+        return orjson.dumps(rows)
+    except TypeError:  # a lone surrogate in a string (not UTF-8 encodable): stored as "?"
+        return json.dumps(rows, ensure_ascii=False).encode("utf-8", "replace")
+
+
 def insert_spans(client: Client, database: str, spans: Sequence[dict], received_us: int | Sequence[int] | None = None) -> None:
-    _insert(client, f"{database}.spans", span_columns(spans, received_us), SPAN_COLUMNS)
+    """One INSERT of ``spans`` (see ``spans_json``): ClickHouse parses the JSON and maps it to the
+    spans table's columns in the view of migration 0005."""
+    if not spans:
+        return
+    try:
+        client.raw_insert(f"{database}.spans_zipkin_input", None, insert_block=spans_json(spans, received_us), fmt="JSONEachRow")
+    except Exception as exc:
+        raise StorageError(f"insert into {database}.spans failed: {exc}") from exc
 
 
 def insert_latency(client: Client, database: str, records: Sequence[LatencyRecord]) -> None:

@@ -47,6 +47,16 @@ def _id_list(ids: Iterable[str]) -> str:
     return "(" + ",".join(f"'{i}'" for i in checked or [""]) + ")"
 
 
+# ClickHouse's max_query_size (256 KiB by default) bounds an inlined id list: 5000 ids of 32 hex
+# characters take ~175 KB, so larger sets are queried in chunks of this many.
+_IDS_PER_QUERY = 5000
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        yield ids[start:start + _IDS_PER_QUERY]
+
+
 def _query(client: Client, sql: str, parameters: dict | None = None) -> list[tuple]:
     try:
         return client.query(sql, parameters=parameters or {}).result_rows
@@ -153,15 +163,28 @@ def dependencies(client: Client, database: str, start_us: int, end_us: int) -> l
     return links
 
 
+def link_span_counts(client: Client, database: str, trace_ids: Iterable[str]) -> list[tuple[str, int, int]]:
+    """(trace id, distinct stored link rows, earliest ts_us) of each of ``trace_ids`` stored."""
+    ids = list(trace_ids)
+    rows: list[tuple] = []
+    for chunk in _chunks(ids):
+        rows += _query(
+            client,
+            f"SELECT trace_id, uniqExact(id, parent_id, kind, local_service, remote_service, error, shared), min(ts_us) "
+            f"FROM {database}.trace_link_spans WHERE trace_id IN {_id_list(chunk)} GROUP BY trace_id",
+        )
+    return rows
+
+
 def link_spans(client: Client, database: str, trace_ids: Iterable[str]) -> list[tuple]:
     """The linker's fields (LINK_COLUMNS) of every stored span of ``trace_ids``."""
     ids = list(trace_ids)
     if not ids:
         return []
-    return _query(
-        client,
-        f"SELECT {', '.join(LINK_COLUMNS)} FROM {database}.trace_link_spans WHERE trace_id IN {_id_list(ids)}",
-    )
+    rows: list[tuple] = []
+    for chunk in _chunks(ids):
+        rows += _query(client, f"SELECT {', '.join(LINK_COLUMNS)} FROM {database}.trace_link_spans WHERE trace_id IN {_id_list(chunk)}")
+    return rows
 
 
 def previous_trace_links(client: Client, database: str, trace_ids: Iterable[str]) -> dict[str, tuple[int, dict]]:
@@ -169,12 +192,14 @@ def previous_trace_links(client: Client, database: str, trace_ids: Iterable[str]
     ids = list(trace_ids)
     if not ids:
         return {}
-    rows = _query(
-        client,
-        f"SELECT trace_id, argMax(ts_us, version), argMax(parents, version), argMax(children, version), "
-        f"argMax(calls, version), argMax(errors, version) FROM {database}.dependency_links "
-        f"WHERE trace_id IN {_id_list(ids)} GROUP BY trace_id",
-    )
+    rows: list[tuple] = []
+    for chunk in _chunks(ids):
+        rows += _query(
+            client,
+            f"SELECT trace_id, argMax(ts_us, version), argMax(parents, version), argMax(children, version), "
+            f"argMax(calls, version), argMax(errors, version) FROM {database}.dependency_links "
+            f"WHERE trace_id IN {_id_list(chunk)} GROUP BY trace_id",
+        )
     return {trace_id: (ts_us, {(p, c): [n, e] for p, c, n, e in zip(parents, children, calls, errors)})
             for trace_id, ts_us, parents, children, calls, errors in rows}
 

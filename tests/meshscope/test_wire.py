@@ -90,3 +90,84 @@ def test_resource_samples_round_trip():
     samples = [wire.ResourceSample(1_700_000_000_123, "db", "db-1", "", "process.memory.rss", 1.5e8),
                wire.ResourceSample(1_700_000_000_123, "db", "db-1", "", "health.up", 1.0)]
     assert wire.decode_resources(wire.encode_resources(samples)) == samples
+
+
+def _encoded_by_protobuf(spans: list[dict]) -> bytes:
+    """What encode_spans wrote before it encoded by hand: protobuf's own serializer."""
+    from collections import defaultdict
+
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    def kv(key, value):
+        if isinstance(value, bool):
+            return KeyValue(key=key, value=AnyValue(bool_value=value))
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+    def span_message(span):
+        trace_id = span["traceId"].lower()
+        out = trace_pb2.Span(trace_id=bytes.fromhex(trace_id.rjust(32, "0")), span_id=bytes.fromhex(span["id"]),
+                             name=span.get("name") or "", kind=wire._ZIPKIN_TO_OTLP_KIND.get(span.get("kind"), 0))
+        if span.get("parentId"):
+            out.parent_span_id = bytes.fromhex(span["parentId"])
+        timestamp, duration = span.get("timestamp") or 0, span.get("duration")
+        out.start_time_unix_nano = timestamp * 1000
+        if duration:
+            out.end_time_unix_nano = (timestamp + duration) * 1000
+        if len(trace_id) == 16:
+            out.attributes.append(kv(wire.ATTR_TRACE_ID_64, True))
+        for key, value in (span.get("tags") or {}).items():
+            out.attributes.append(kv(key, str(value)))
+        remote = span.get("remoteEndpoint") or {}
+        for attr, key in wire._REMOTE_ENDPOINT_ATTRS:
+            if remote.get(key) not in (None, ""):
+                out.attributes.append(kv(attr, remote[key]))
+        if span.get("debug"):
+            out.attributes.append(kv(wire.ATTR_DEBUG, True))
+        if span.get("shared"):
+            out.attributes.append(kv(wire.ATTR_SHARED, True))
+        for annotation in span.get("annotations") or ():
+            out.events.append(trace_pb2.Span.Event(time_unix_nano=annotation["timestamp"] * 1000, name=annotation["value"]))
+        if "error" in (span.get("tags") or {}):
+            out.status.code = trace_pb2.Status.STATUS_CODE_ERROR
+            out.status.message = str(span["tags"]["error"])
+        return out
+
+    by_endpoint = defaultdict(list)
+    for span in spans:
+        by_endpoint[wire._endpoint_key(span.get("localEndpoint"))].append(span_message(span))
+    data = trace_pb2.TracesData()
+    for endpoint, messages in by_endpoint.items():
+        resource_spans = data.resource_spans.add()
+        resource_spans.resource.CopyFrom(Resource(attributes=[kv(k, v) for k, v in endpoint]))
+        resource_spans.scope_spans.add().spans.extend(messages)
+    return data.SerializeToString()
+
+
+EDGE_SPANS = [
+    {"traceId": "00000000000000000000000000000001", "id": "0000000000000002", "kind": "PRODUCER",
+     "name": "send ünïcode", "timestamp": 1, "duration": 1, "debug": True, "shared": True,
+     "localEndpoint": {"serviceName": "a", "ipv4": "10.0.0.1", "ipv6": "::1", "port": 1},
+     "remoteEndpoint": {"serviceName": "b", "ipv4": "10.0.0.2", "ipv6": "fe80::1", "port": 65535},
+     "annotations": [{"timestamp": 2, "value": "x"}, {"timestamp": 3, "value": ""}],
+     "tags": {"error": "", "k": "v" * 300, "empty": "", "peer.service": "z"}},
+    {"traceId": "0000000000000001", "id": "0000000000000003"},
+    {"traceId": "0000000000000001", "id": "0000000000000004", "duration": 5, "localEndpoint": {"serviceName": "a"}},
+    {"traceId": "0000000000000001", "id": "0000000000000005", "timestamp": 1_700_000_000_000_000, "tags": {"error": "boom"}},
+]
+
+
+@pytest.mark.parametrize("spans", [EDGE_SPANS] + [load_spans(path) for path in FILES],
+                         ids=["edge-cases"] + [path.name for path in FILES])
+def test_hand_encoding_is_byte_equal_to_protobufs_serializer(spans):
+    assert wire.encode_spans(spans) == _encoded_by_protobuf(spans)
+    for span in spans:
+        assert wire.zipkin_to_otlp_span(span).SerializeToString() == _encoded_by_protobuf([span])[-len(wire.zipkin_to_otlp_span(span).SerializeToString()):]
+
+
+def test_out_of_range_times_are_a_wire_error():
+    with pytest.raises(wire.WireError):
+        wire.encode_spans([{"traceId": "1" * 32, "id": "2" * 16, "timestamp": 2**64}])

@@ -111,3 +111,21 @@ def test_resource_samples_round_trip(store):
         for ts, service, instance, version, metric, value in rows
     ]
     assert read == samples
+
+
+def test_spans_without_timestamp_take_their_own_receipt_time(store):
+    spans = [{"traceId": "1" * 32, "id": f"{n:016x}", "name": "no time"} for n in (1, 2)]
+    spans.append({"traceId": "1" * 32, "id": "3" * 16, "timestamp": RECEIVED_US + 5})
+    insert_spans(store.client, store.database, spans, received_us=[RECEIVED_US + 1, RECEIVED_US + 2, RECEIVED_US + 3])
+    rows = store.client.query(f"SELECT id, ts_us, timestamp_us FROM {store.database}.spans ORDER BY id").result_rows
+    assert rows == [(f"{1:016x}", RECEIVED_US + 1, 0), (f"{2:016x}", RECEIVED_US + 2, 0), ("3" * 16, RECEIVED_US + 5, RECEIVED_US + 5)]
+    assert "received_us" not in spans[0]  # the caller's dicts are left alone
+
+
+def test_strings_json_cannot_encode_are_still_stored(store):
+    span = {"traceId": "1" * 32, "id": "2" * 16, "name": "lone \ud800 surrogate", "timestamp": RECEIVED_US,
+            "tags": {"k": "v\x00\n\"'"}}
+    insert_spans(store.client, store.database, [span])
+    (name, tags), = store.client.query(f"SELECT name, tags FROM {store.database}.spans").result_rows
+    assert name.startswith("lone ") and name.endswith(" surrogate")
+    assert tags == {"k": "v\x00\n\"'"}

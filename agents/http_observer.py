@@ -36,6 +36,7 @@ from agents.observer import ListenerContext, Telemetry
 logger = logging.getLogger(__name__)
 
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+_routes_memo = routes.memo  # its lookup inlined in _finish; normalize() fills it
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,12 +63,10 @@ def _endpoint_address(address: str) -> dict:
     return endpoint
 
 
-class _SpanState:
-    __slots__ = ("trace_id", "span_id", "parent_id", "sampled", "debug", "shared")
-
-    def __init__(self, trace_id: str, span_id: str, parent_id: str, sampled: bool, debug: bool, shared: bool) -> None:
-        self.trace_id, self.span_id, self.parent_id = trace_id, span_id, parent_id
-        self.sampled, self.debug, self.shared = sampled, debug, shared
+# An exchange's trace state (``Exchange.tag``), a plain tuple: built on every request, and a tuple
+# is the cheapest object to build (no __init__ call): (trace_id, span_id, parent_id, sampled, debug,
+# shared), read through these indexes.
+TRACE_ID, SPAN_ID, PARENT_ID, SAMPLED, DEBUG, SHARED = range(6)
 
 
 class HttpObserver:
@@ -126,8 +125,14 @@ class HttpObserver:
         except Exception:
             logger.exception("HTTP observer failed on response bytes; passing the connection through")
             conversation.state = DESYNCED
-        if conversation.finished:
-            self._finish_all()
+        finished = conversation.finished
+        if finished:  # _finish_all, inlined: a response finishes an exchange on every request
+            conversation.finished = []
+            for exchange in finished:
+                try:
+                    self._finish(exchange)
+                except Exception:
+                    logger.exception("HTTP observer failed to account for an exchange")
         if conversation.state == DESYNCED:
             self._count_desync(len(data))
 
@@ -170,12 +175,12 @@ class HttpObserver:
             # the common case: a new trace
             trace_id, span_id = tracecontext.new_trace_and_span_ids()
             sampled = telemetry.should_sample(trace_id, None)
-            state = _SpanState(trace_id, span_id, "", sampled, False, False)
+            state = (trace_id, span_id, "", sampled, False, False)
             if self.propagate:
                 headers = tracecontext.headers_for(trace_id, span_id, "", sampled, False, tracecontext.B3_MULTI | tracecontext.W3C)
                 replacement = head[:-2] + headers + b"\r\n"
         elif self.inbound and incoming.span_id:
-            state = _SpanState(
+            state = (
                 incoming.trace_id, incoming.span_id, incoming.parent_id,
                 telemetry.should_sample(incoming.trace_id, incoming.sampled), incoming.debug, True,
             )
@@ -192,17 +197,17 @@ class HttpObserver:
                     parent_trace, parent_span, parent_sampled = "", "", incoming.sampled if incoming else None
             trace_id = parent_trace or tracecontext.new_trace_id()
             debug = bool(incoming and incoming.debug)
-            state = _SpanState(
+            state = (
                 trace_id, tracecontext.new_span_id(), parent_span,
                 True if debug else telemetry.should_sample(trace_id, parent_sampled), debug, False,
             )
             if self.propagate:
                 formats = incoming.formats if incoming is not None and incoming.span_id else (tracecontext.B3_MULTI | tracecontext.W3C)
-                headers = tracecontext.headers_for(state.trace_id, state.span_id, state.parent_id, state.sampled, debug, formats)
+                headers = tracecontext.headers_for(state[TRACE_ID], state[SPAN_ID], state[PARENT_ID], state[SAMPLED], debug, formats)
                 replacement = tracecontext.rewrite(head, headers, incoming is not None)
         exchange.tag = state
         if self._started is not None:
-            self._started(id(exchange), state.trace_id, state.span_id, state.sampled)
+            self._started(id(exchange), state[TRACE_ID], state[SPAN_ID], state[SAMPLED])
         return replacement
 
     def _finish_all(self) -> None:
@@ -215,7 +220,7 @@ class HttpObserver:
                 logger.exception("HTTP observer failed to account for an exchange")
 
     def _finish(self, exchange: Exchange) -> None:
-        state: _SpanState | None = exchange.tag
+        state: tuple | None = exchange.tag
         if self._finished is not None:
             self._finished(id(exchange))
         status = exchange.status
@@ -228,7 +233,8 @@ class HttpObserver:
             status_class = _STATUS_CLASSES.get(status // 100, UNKNOWN)
             error = status >= 500
         method = exchange.method
-        endpoint = method + " " + routes.normalize(exchange.target)
+        target = exchange.target
+        endpoint = method + " " + (_routes_memo.get(target) or routes.normalize(target))
         duration_ns = exchange.response_end_ns - exchange.request_start_ns
         if duration_ns < 0:
             duration_ns = 0
@@ -244,11 +250,11 @@ class HttpObserver:
                 remote_service=self._remote, database="", duration_ms=duration_ms, error=error,
                 request_bytes=exchange.request_body_bytes, response_bytes=exchange.response_body_bytes,
             )
-        if state is None or not (state.sampled or error or duration_ms >= self._slow_ms):
+        if state is None or not (state[SAMPLED] or error or duration_ms >= self._slow_ms):
             return
         self.telemetry.emit_span(self._span(exchange, state, endpoint, status_class, error, duration_ns))
 
-    def _span(self, exchange: Exchange, state: _SpanState, endpoint: str, status_class: str, error: bool, duration_ns: int) -> dict:
+    def _span(self, exchange: Exchange, state: tuple, endpoint: str, status_class: str, error: bool, duration_ns: int) -> dict:
         context = self.context
         offset = getattr(self.telemetry, "wall_offset_ns", 0)
         tags = {
@@ -275,8 +281,8 @@ class HttpObserver:
         else:
             remote = {"serviceName": context.remote_service, **_endpoint_address(context.upstream_address)}
         span = {
-            "traceId": state.trace_id,
-            "id": state.span_id,
+            "traceId": state[TRACE_ID],
+            "id": state[SPAN_ID],
             "kind": "SERVER" if self.inbound else "CLIENT",
             "name": f"{exchange.method.lower()} {tags['http.route']}",
             "timestamp": (exchange.request_start_ns + offset) // 1000,
@@ -284,12 +290,12 @@ class HttpObserver:
             "localEndpoint": local,
             "tags": tags,
         }
-        if state.parent_id:
-            span["parentId"] = state.parent_id
+        if state[PARENT_ID]:
+            span["parentId"] = state[PARENT_ID]
         if remote:
             span["remoteEndpoint"] = remote
-        if state.shared:
+        if state[SHARED]:
             span["shared"] = True
-        if state.debug:
+        if state[DEBUG]:
             span["debug"] = True
         return span

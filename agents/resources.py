@@ -1,5 +1,9 @@
 """CPU and memory of the service's process (psutil), found by its pid or the port it listens on.
 
+Finding the pid by port walks every socket of the machine (``psutil.net_connections``), tens of
+milliseconds of Python on the exporter thread on a busy host: after a lookup that found nothing it
+is tried again only every ``LOOKUP_RETRY_S``.
+
 The memory limit comes from the process's cgroup: v2 ``memory.max`` or v1
 ``memory.limit_in_bytes`` ("max" or an absurdly large v1 value mean no limit, then not sampled).
 """
@@ -7,6 +11,7 @@ The memory limit comes from the process's cgroup: v2 ``memory.max`` or v1
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import psutil
@@ -16,6 +21,7 @@ from agents.telemetry import Recorder
 logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+LOOKUP_RETRY_S = 60.0
 _V1_UNLIMITED = 1 << 60
 
 
@@ -61,10 +67,12 @@ def cgroup_memory_limit(pid: int, root: Path = CGROUP_ROOT) -> int | None:
 class ResourceSampler:
     """Call it periodically (the exporter does): adds samples to the recorder."""
 
-    def __init__(self, recorder: Recorder, *, pid: int | None = None, port: int | None = None) -> None:
+    def __init__(self, recorder: Recorder, *, pid: int | None = None, port: int | None = None, clock=time.monotonic) -> None:
         self.recorder = recorder
         self.pid = pid
         self.port = port
+        self._clock = clock
+        self._next_lookup = 0.0  # monotonic time before which a port lookup is not tried again
         self._process: psutil.Process | None = None
         self._last: tuple[float, float] | None = None  # (wall seconds, cpu seconds)
 
@@ -72,7 +80,14 @@ class ResourceSampler:
         if self._process is not None and self._process.is_running():
             return self._process
         self._process, self._last = None, None
-        pid = self.pid or (find_listener_pid(self.port) if self.port else None)
+        pid = self.pid
+        if pid is None and self.port:
+            now = self._clock()
+            if now < self._next_lookup:
+                return None
+            pid = find_listener_pid(self.port)
+            if pid is None:
+                self._next_lookup = now + LOOKUP_RETRY_S
         if pid is None:
             return None
         try:
@@ -93,9 +108,7 @@ class ResourceSampler:
         except psutil.Error:
             self._process = None
             return
-        import time
-
-        now = time.monotonic()
+        now = self._clock()
         if self._last is not None and now > self._last[0]:
             self.recorder.sample("process.cpu.utilization", (cpu - self._last[1]) / (now - self._last[0]))
         self._last = (now, cpu)

@@ -15,7 +15,7 @@ _TOKEN = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-=.~]{20,}$")
 _NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
 _MAX_SEGMENTS = 12
 _MEMO_LIMIT = 4096
-_memo: dict[bytes, str] = {}
+memo: dict[bytes, str] = {}  # raw target -> route; callers may look up here first
 
 
 def _segment(segment: str) -> str:
@@ -35,7 +35,7 @@ def _segment(segment: str) -> str:
 
 def normalize(target: bytes) -> str:
     """The normalized route of a request-target (origin form, absolute form or ``*``)."""
-    route = _memo.get(target)
+    route = memo.get(target)
     if route is not None:
         return route
     text = target.decode("latin-1")
@@ -50,9 +50,9 @@ def normalize(target: bytes) -> str:
         if len(segments) > _MAX_SEGMENTS:
             collapsed.append("{rest}")
         route = "/" + "/".join(collapsed)
-    if len(_memo) >= _MEMO_LIMIT:
-        _memo.clear()
-    _memo[target] = route
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[target] = route
     return route
 
 

@@ -45,6 +45,7 @@ class Recorder:
         # monotonic -> unix epoch, for span timestamps (observers see monotonic nanoseconds)
         self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self._current_start = self._interval_start(clock())
+        self._current_end = self._current_start + interval_s  # add() compares the clock to it only
         self._current: dict[tuple, LatencyRecord] = {}
         self.closed: deque[list[LatencyRecord]] = deque()
         self.spans: deque[dict] = deque()
@@ -85,9 +86,8 @@ class Recorder:
     def add(self, key: tuple, duration_ms: float, error: bool, rows: int, request_bytes: int, response_bytes: int) -> None:
         """``observe`` with the key ready (kind, remote_service, capped endpoint, method,
         status_class, database): the positional fast path the HTTP observer uses."""
-        start = int(self._clock()) // self.interval_s * self.interval_s
-        if start > self._current_start:
-            self._close_current(start)
+        if self._clock() >= self._current_end:  # the current interval is over (end is whole seconds)
+            self.rotate()
         record = self._current.get(key)
         if record is None:
             kind, remote_service, endpoint, method, status_class, database = key
@@ -164,6 +164,7 @@ class Recorder:
             self.closed.append(list(self._current.values()))
         self._current = {}
         self._current_start = new_start
+        self._current_end = new_start + self.interval_s
 
     def rotate(self) -> None:
         """Close the current interval if its time is over (the loop calls this on a timer)."""

@@ -30,13 +30,16 @@ class IncomingContext:
     formats: int = 0  # bit set of B3_MULTI, B3_SINGLE, W3C seen in the request
 
 
+_getrandbits = random.getrandbits
+
+
 def new_trace_id() -> str:
     return "%032x" % random.getrandbits(128)
 
 
 def new_trace_and_span_ids() -> tuple[str, str]:
     """A new 128-bit trace id and 64-bit span id from one draw (hot path of every new trace)."""
-    ids = random.randbytes(24).hex()  # the fastest of the ways measured (vs getrandbits, urandom)
+    ids = _getrandbits(192).to_bytes(24, "little").hex()  # random.randbytes without its Python frame
     span_id = ids[32:]
     return ids[:32], (span_id if span_id != "0000000000000000" else new_span_id())
 

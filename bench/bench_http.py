@@ -12,10 +12,13 @@ to a tansu broker started here. Measured:
   scheduled send time, so queueing is not hidden);
 - agent CPU seconds per 1,000 requests during the fixed-rate run (psutil on the agent process);
 - agent RSS after the runs;
-- for reference, the CPU floor: the same agent with a plain TCP listener (no HTTP parsing).
+- for reference, in the same run: the same agent with a plain TCP listener (no HTTP parsing), and
+  the floor for a Python sidecar, ``bench/bare_proxy.py --httptools`` (a bare uvloop proxy that
+  feeds httptools, no telemetry, no threads): its saturation throughput and CPU per 1,000
+  requests at the fixed rate, and the agent's CPU as a multiple of it.
 
 Prints figures, then a last line
-``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N``.
+``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N cpu_vs_floor=N``.
 Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
 """
 
@@ -82,6 +85,16 @@ def start_agent(upstream_port: int, bootstrap: str, spool: Path, protocol: str =
          "--inbound", f"127.0.0.1:{port}=127.0.0.1:{upstream_port}/{protocol}",
          "--kafka-bootstrap", bootstrap, "--agent-spool-dir", str(spool)],
         stdout=subprocess.DEVNULL, stderr=open(spool.parent / f"agent-{protocol}.log", "wb"),
+    )
+    wait_for_port("127.0.0.1", port)
+    return process, port
+
+
+def start_bare_proxy(upstream_port: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(port), f"127.0.0.1:{upstream_port}", "--httptools"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_for_port("127.0.0.1", port)
     return process, port
@@ -177,6 +190,14 @@ def measure_fixed_rate(port: int, rate: float, seconds: float, size: int) -> tup
     return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, len(latencies)
 
 
+def measure_with_cpu(process: subprocess.Popen, port: int, rate: float, seconds: float, size: int) -> tuple[float, float, int, float]:
+    """p50 ms, p99 ms, requests and the process's CPU seconds during a fixed-rate run."""
+    proc = psutil.Process(process.pid)
+    before = sum(proc.cpu_times()[:2])
+    p50, p99, count = measure_fixed_rate(port, rate, seconds, size)
+    return p50, p99, count, sum(proc.cpu_times()[:2]) - before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wrk-seconds", type=float, default=5)
@@ -191,52 +212,54 @@ def main() -> int:
     broker = TansuBroker(log_path=work / "tansu.log").start()
     nginx, nginx_port = start_nginx(work / "nginx")
     agent, agent_port = start_agent(nginx_port, broker.bootstrap, work / "spool")
-    floor, floor_port = start_agent(nginx_port, broker.bootstrap, work / "spool", protocol="tcp")
+    tcp_agent, tcp_port = start_agent(nginx_port, broker.bootstrap, work / "spool", protocol="tcp")
+    floor, floor_port = start_bare_proxy(nginx_port)
     try:
         agent_process = psutil.Process(agent.pid)
         size = response_size(nginx_port)
-        if response_size(agent_port) != size:
+        if response_size(agent_port) != size or response_size(floor_port) != size:
             raise SystemExit("bench_http: the agent changed the response")
         wrk(nginx_port, 1)  # warm-up
         wrk(agent_port, 1)
+        wrk(floor_port, 1)
         direct_rps = wrk(nginx_port, args.wrk_seconds)
         agent_rps = wrk(agent_port, args.wrk_seconds)
-        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}): direct {direct_rps:,.0f} req/s, through agent {agent_rps:,.0f} req/s")
+        floor_rps = wrk(floor_port, args.wrk_seconds)
+        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}): direct {direct_rps:,.0f} req/s, "
+              f"through agent {agent_rps:,.0f} req/s, through the floor proxy {floor_rps:,.0f} req/s")
 
         # let the agent finish what the saturation run left (its interval flush and span export)
         # so the fixed-rate run measures the steady state, not the aftermath of a storm
         time.sleep(12)
-        measure_fixed_rate(nginx_port, args.rate, 1, size)  # warm-up
-        measure_fixed_rate(agent_port, args.rate, 1, size)
+        for port in (nginx_port, agent_port, tcp_port, floor_port):  # warm-up
+            measure_fixed_rate(port, args.rate, 1, size)
         direct_p50, direct_p99, _ = measure_fixed_rate(nginx_port, args.rate, args.rate_seconds, size)
-        cpu_before = sum(agent_process.cpu_times()[:2])
         started = time.monotonic()
-        agent_p50, agent_p99, count = measure_fixed_rate(agent_port, args.rate, args.rate_seconds, size)
+        agent_p50, agent_p99, count, cpu = measure_with_cpu(agent, agent_port, args.rate, args.rate_seconds, size)
         elapsed = time.monotonic() - started
-        cpu = sum(agent_process.cpu_times()[:2]) - cpu_before
         rss_mb = agent_process.memory_info().rss / 1e6
-        # the floor on this machine, now: the same agent with a plain TCP (unparsed) listener
-        floor_process = psutil.Process(floor.pid)
-        measure_fixed_rate(floor_port, args.rate, 1, size)
-        floor_before = sum(floor_process.cpu_times()[:2])
-        floor_p50, floor_p99, floor_count = measure_fixed_rate(floor_port, args.rate, args.rate_seconds, size)
-        floor_cpu = sum(floor_process.cpu_times()[:2]) - floor_before
-        print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
-        print(f"  direct       p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
-        print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
+        tcp_p50, tcp_p99, tcp_count, tcp_cpu = measure_with_cpu(tcp_agent, tcp_port, args.rate, args.rate_seconds, size)
+        floor_p50, floor_p99, floor_count, floor_cpu = measure_with_cpu(floor, floor_port, args.rate, args.rate_seconds, size)
         cpu_per_1000 = cpu / count * 1000
+        floor_per_1000 = floor_cpu / floor_count * 1000
+        print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
+        print(f"  direct        p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
+        print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
         print(f"agent CPU {cpu:.2f} s over {elapsed:.1f} s = {cpu_per_1000:.4f} CPU-seconds per 1,000 requests "
               f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
-        print(f"floor, the same proxy without HTTP parsing (tcp listener): {floor_cpu / floor_count * 1000:.4f} CPU-seconds per 1,000 requests, "
-              f"p50 {floor_p50:.3f} ms p99 {floor_p99:.3f} ms")
+        print(f"the same agent with a plain TCP listener (no HTTP parsing): {tcp_cpu / tcp_count * 1000:.4f} CPU-seconds per 1,000 requests, "
+              f"p50 {tcp_p50:.3f} ms p99 {tcp_p99:.3f} ms")
+        print(f"floor, bench/bare_proxy.py --httptools: {floor_per_1000:.4f} CPU-seconds per 1,000 requests, "
+              f"p50 {floor_p50:.3f} ms p99 {floor_p99:.3f} ms; agent = {cpu_per_1000 / floor_per_1000:.2f} x floor")
         print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
-            f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f}"
+            f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f} "
+            f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f}"
         )
         return 0
     finally:
-        for process in (agent, floor):
+        for process in (agent, tcp_agent, floor):
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(20)

@@ -202,3 +202,64 @@ def test_example_config_file_is_valid():
     assert [(l.direction, l.name, l.protocol) for l in listeners] == [
         ("inbound", "", "http"), ("outbound", "payment", "http"), ("outbound", "db", "mysql"),
     ]
+
+
+def test_recorder_closes_an_interval_exactly_at_its_end():
+    clock = [1009.999]
+    recorder = Recorder("svc", "i1", "v1", interval_s=10, clock=lambda: clock[0])
+    key = ("http.server", "", "GET /a", "GET", "2xx", "")
+    recorder.add(key, 1.0, False, 0, 0, 0)
+    assert recorder.take_closed() == []
+    clock[0] = 1010.0  # the first instant of the next interval
+    recorder.add(key, 2.0, False, 0, 0, 0)
+    closed = recorder.take_closed()
+    assert [(r.interval_start, r.sketch.count, r.sketch.max) for r in closed] == [(1000, 1, 1.0)]
+    clock[0] = 1035.5  # intervals without traffic are skipped, not published empty
+    recorder.add(key, 3.0, True, 0, 0, 0)
+    assert [(r.interval_start, r.sketch.count, r.sketch.max) for r in recorder.take_closed()] == [(1010, 1, 2.0)]
+    recorder.close_all()
+    assert [(r.interval_start, r.errors) for r in recorder.take_closed()] == [(1030, 1)]
+
+
+def test_resource_sampler_retries_a_failed_port_lookup_only_after_a_while(monkeypatch):
+    import socket
+
+    from agents import resources
+
+    lookups = []
+    real_lookup = resources.find_listener_pid
+    monkeypatch.setattr(resources, "find_listener_pid", lambda port: lookups.append(port) or real_lookup(port))
+    clock = [100.0]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not yet listening: nothing to find
+        port = sock.getsockname()[1]
+        recorder = Recorder("svc", "i", "v")
+        sampler = resources.ResourceSampler(recorder, port=port, clock=lambda: clock[0])
+        sampler()
+        clock[0] += resources.LOOKUP_RETRY_S - 1
+        sampler()  # too soon: no second walk over every socket of the machine
+        assert lookups == [port] and recorder.take_samples() == []
+        sock.listen()
+        clock[0] += 1
+        sampler()
+        assert lookups == [port, port]
+        assert "process.memory.rss" in {s.metric for s in recorder.take_samples()}
+        sampler()  # found: the process is kept, no more lookups
+        assert lookups == [port, port]
+
+
+def test_agent_interpreter_tuning_freezes_startup_objects():
+    import gc
+    import sys
+
+    from agents.cli import tune_interpreter
+
+    interval = sys.getswitchinterval()
+    try:
+        tune_interpreter()
+        assert sys.getswitchinterval() == 0.001
+        assert gc.get_freeze_count() > 10000  # the modules' objects, kafka-python's among them
+        assert "kafka" in sys.modules
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)

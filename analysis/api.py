@@ -120,19 +120,25 @@ def _alerts_snapshot(ctx: AnalysisContext) -> dict:
 
 
 @router.get("/services", summary="RED, resources, alerts and recommendations per service", response_model=list[schemas.ServiceRow])
-def get_services(ctx: Context, start: Start = None, end: End = None, step: Step = None) -> list[dict[str, Any]]:
+def get_services(ctx: Context, start: Start = None, end: End = None, step: Step = None,
+                 service: OptionalService = None) -> list[dict[str, Any]]:
     window = _guard(_window, start, end, step)
-    return _guard(_services, ctx, window)
+    return _guard(_services, ctx, window, service)[1]
 
 
-def _services(ctx: AnalysisContext, window: Window) -> list[dict]:
+def _services(ctx: AnalysisContext, window: Window, only: str | None = None) -> tuple[list[str], list[dict]]:
+    """The names of every service in the window, and the rows of all (or of ``only``)."""
     from storage import metrics_queries as q
 
     table = metrics.service_red(ctx, window)
+    names = [str(name) for name in table["service"]] if not table.empty else []
+    if only is not None and not table.empty:
+        table = table[table["service"] == only]
     if table.empty:
-        return []
+        return names, []
+    filters: dict = {"kind": list(q.SERVER_KINDS)} | ({"service": only} if only is not None else {})
     spark = q.latency_distributions(ctx.client, ctx.database, window.start_s, window.end_s, group_by=["service"],
-                                    step_s=window.step_s, filters={"kind": list(q.SERVER_KINDS)})
+                                    step_s=window.step_s, filters=filters)
     first = window.start_s - window.start_s % window.step_s
     steps = list(range(first, window.end_s, window.step_s))
     sparklines: dict[str, list[float]] = {}
@@ -143,7 +149,7 @@ def _services(ctx: AnalysisContext, window: Window) -> list[dict]:
             index = (int(ts) - first) // window.step_s
             if 0 <= index < len(steps):
                 sparklines[service][index] = float(count) / window.step_s
-    usage = q.resource_usage(ctx.client, ctx.database, window.start_s, window.end_s)
+    usage = q.resource_usage(ctx.client, ctx.database, window.start_s, window.end_s, only)
     resources: dict[str, dict] = {}
     for row in usage.to_dict("records"):
         resources.setdefault(row["service"], {})[row["metric"]] = row
@@ -153,7 +159,8 @@ def _services(ctx: AnalysisContext, window: Window) -> list[dict]:
             service = alert["labels"].get("service", "")
             open_alerts[service] = open_alerts.get(service, 0) + 1
     try:
-        pending = {r.service: int(r.action != "none") for r in scaling.recommend_all(ctx, window, with_anomalies=False, usage=usage)}
+        recommendations = scaling.recommend_all(ctx, window, only, with_anomalies=False, usage=usage)
+        pending = {r.service: int(r.action != "none") for r in recommendations}
     except ServicesFileError:
         pending = {}
     out = []
@@ -176,7 +183,7 @@ def _services(ctx: AnalysisContext, window: Window) -> list[dict]:
             source_of_data=row.get("source_of_data"),
         )
         out.append(item)
-    return out
+    return names, out
 
 
 def _per_instance(row: dict | None) -> float | None:
@@ -258,6 +265,37 @@ def get_versions(ctx: Context, service: Service, start: Start = None, end: End =
     result["details"] = {k: clean(v) for k, v in result["details"].items()}
     result["confidence"] = clean(result["confidence"])
     return result
+
+
+@router.get("/service_page", summary="Everything the dashboard's service page shows, in one answer",
+            response_model=schemas.ServicePage)
+def get_service_page(ctx: Context, service: Service, start: Start = None, end: End = None, step: Step = None) -> dict[str, Any]:
+    """/services (the names, and this service's row), /series, /anomalies, /endpoints (http and sql),
+    /resources and /versions of one service: one request instead of seven, and the summary computed
+    for this service only. A part that fails is null, with its reason in ``errors``."""
+    _guard(_window, start, end, step)  # a bad window is a 400 for the whole page
+    out: dict[str, Any] = {"service": service, "services": [], "errors": {}}
+    parts = {
+        "summary": lambda: _guard(_services, ctx, _window(start, end, step), service),
+        "series": lambda: get_series(ctx, service, start, end, step, "none"),
+        "anomalies": lambda: get_anomalies(ctx, service, start, end, step),
+        "endpoints": lambda: get_endpoints(ctx, service, start, end, "http"),
+        "sql": lambda: get_endpoints(ctx, service, start, end, "sql"),
+        "resources": lambda: get_resources(ctx, service, start, end, step),
+        "versions": lambda: get_versions(ctx, service, start, end, None, None),
+    }
+    for part, answer in parts.items():
+        try:
+            value = answer()
+        except HTTPException as exc:
+            out[part] = None
+            out["errors"][part] = str(exc.detail)
+            continue
+        if part == "summary":
+            out["services"], rows = value
+            value = rows[0] if rows else None
+        out[part] = value
+    return out
 
 
 @router.get("/alerts", summary="Alert rules and active alerts (pending or firing)", response_model=schemas.AlertsAnswer)

@@ -141,6 +141,22 @@ class VersionsAnswer(_Open):
     candidate: str | None = None
 
 
+class ServicePage(_Open):
+    """Everything the dashboard's service page shows, in one answer: each part is what its own
+    endpoint answers, or null with the reason in ``errors``."""
+
+    service: str
+    services: list[str] = Field(default_factory=list, description="Every service in the window (for a picker).")
+    summary: ServiceRow | None = Field(None, description="The service's row of /services (null: no traffic).")
+    series: list[SeriesPoint] | None = Field(None, description="/series?group_by=none")
+    anomalies: list[AnomalyRow] | None = Field(None, description="/anomalies")
+    endpoints: list[EndpointRow] | None = Field(None, description="/endpoints?kind=http")
+    sql: list[EndpointRow] | None = Field(None, description="/endpoints?kind=sql")
+    resources: list[ResourcePoint] | None = Field(None, description="/resources")
+    versions: VersionsAnswer | None = Field(None, description="/versions")
+    errors: dict[str, str] = Field(default_factory=dict, description="Part -> why it is null.")
+
+
 class RuleRow(_Open):
     name: str
     expr: str

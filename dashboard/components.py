@@ -48,10 +48,12 @@ def ask(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Answe
 
 def status(*answers: Answer) -> html.Div:
     """Errors and slow queries, said plainly above the content they concern."""
-    notes = []
+    notes, said = [], set()
     for answer in answers:
         if answer.error:
-            notes.append(html.Div(answer.error, className="note note-error"))
+            if answer.error not in said:  # parts of one failed query fail with the same reason: say it once
+                said.add(answer.error)
+                notes.append(html.Div(answer.error, className="note note-error"))
         elif answer.seconds >= SLOW_QUERY_S:
             notes.append(html.Div(f"{answer.what} took {answer.seconds:.1f} s to query (slow).", className="note note-slow"))
     return html.Div(notes, className="notes")

@@ -97,7 +97,7 @@ class HttpDataSource:
             raise DataSourceError(f"cannot reach the API at {self.base_url}: {exc}") from exc
         logger.debug("GET %s %s -> %s in %.3f s", path, query, response.status_code, time.monotonic() - started)
         if response.status_code >= 400:
-            raise DataSourceError(f"{path} answered {response.status_code}: {_detail(response)}")
+            raise DataSourceError(f"{path} answered {response.status_code}: {_detail(response)}", response.status_code)
         try:
             return response.json()
         except ValueError as exc:

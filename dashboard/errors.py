@@ -12,7 +12,11 @@ class DashboardError(Exception):
 
 
 class DataSourceError(DashboardError):
-    """The API could not answer: unreachable, an error status, or an unreadable body."""
+    """The API could not answer: unreachable, an error status (``status``), or an unreadable body."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class DataSourceTimeout(DataSourceError):

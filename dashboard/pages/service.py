@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from dashboard import state
 from dashboard.components import (Answer, ask, ask_all, drawn, empty, href, loading, number_column, percent_column, stat, status, table)
 from dashboard.data import DataSource
+from dashboard.errors import DataSourceError
 from dashboard.theme import (ERROR_COLOR, MUTED_COLOR, OK_COLOR, WARN_COLOR, fmt_bytes, fmt_ms, fmt_rate, fmt_ratio,
                              health_color, message_figure, service_color)
 
@@ -173,25 +174,61 @@ def service_body(app: Any, source: DataSource, params: dict[str, str]) -> list:
     return service_page(app, source, params)[1]
 
 
+# the parts of the API's /service_page answer, in the order the page uses them, with their names on the page
+PARTS = (("summary", "services"), ("series", "series"), ("anomalies", "anomalies"), ("endpoints", "endpoints"),
+         ("sql", "SQL statements"), ("resources", "resources"), ("versions", "versions"))
+
+
 def service_page(app: Any, source: DataSource, params: dict[str, str]) -> tuple[list[str], list]:
-    """The names of all services (for the picker) and the page below the picker, from one batch
-    of concurrent queries."""
+    """The names of all services (for the picker) and the page below the picker, from one query
+    (the API's /service_page; seven concurrent ones from an API without it)."""
     service = params.get("service")
     window = state.window(params)
     if not service:
         summary = ask("services", source.analysis, "services", window.analysis_params())
         return _names(summary, None), [status(summary), empty("Choose a service above (or from the Overview).")]
     q = window.analysis_params(service=service)
-    summary, series, anomalies, http, sql, resources, versions = ask_all(
-        ("services", source.analysis, "services", window.analysis_params()),
-        ("series", source.analysis, "series", q | {"group_by": "none"}),
-        ("anomalies", source.analysis, "anomalies", q),
-        ("endpoints", source.analysis, "endpoints", q | {"kind": "http"}),
-        ("SQL statements", source.analysis, "endpoints", q | {"kind": "sql"}),
-        ("resources", source.analysis, "resources", q),
-        ("versions", source.analysis, "versions", q),
-    )
-    return _names(summary, service), _body(app, params, service, summary, series, anomalies, http, sql, resources, versions)
+    page = ask("service page", _page_or_none, source, q)
+    if page.ok and page.value is None:  # an older API: ask each question
+        summary, *answers = ask_all(
+            ("services", source.analysis, "services", window.analysis_params()),
+            ("series", source.analysis, "series", q | {"group_by": "none"}),
+            ("anomalies", source.analysis, "anomalies", q),
+            ("endpoints", source.analysis, "endpoints", q | {"kind": "http"}),
+            ("SQL statements", source.analysis, "endpoints", q | {"kind": "sql"}),
+            ("resources", source.analysis, "resources", q),
+            ("versions", source.analysis, "versions", q),
+        )
+        return _names(summary, service), _body(app, params, service, summary, *answers)
+    summary, *answers = _parts(page)
+    names = sorted(set((page.value or {}).get("services") or []) | {service})
+    return names, _body(app, params, service, summary, *answers, timing=page)
+
+
+def _page_or_none(source: DataSource, params: dict[str, Any]) -> dict | None:
+    try:
+        return source.analysis("service_page", params)
+    except DataSourceError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _parts(page: Answer) -> list[Answer]:
+    """One answer per part of the page's answer, as if each had been asked alone (a failed page
+    fails every part with its reason; its time is said once, by the page's answer)."""
+    if not page.ok:
+        return [Answer(what, None, page.error, 0.0) for _, what in PARTS]
+    value, errors = page.value, page.value.get("errors") or {}
+    out = []
+    for part, what in PARTS:
+        if part in errors:
+            out.append(Answer(what, None, f"{what}: {errors[part]}", 0.0))
+        elif part == "summary":
+            out.append(Answer(what, [value["summary"]] if value.get("summary") else [], None, 0.0))
+        else:
+            out.append(Answer(what, value.get(part), None, 0.0))
+    return out
 
 
 def _names(summary: Answer, service: str | None) -> list[str]:
@@ -199,7 +236,7 @@ def _names(summary: Answer, service: str | None) -> list[str]:
 
 
 def _body(app: Any, params: dict[str, str], service: str, summary: Answer, series: Answer, anomalies: Answer, http: Answer,
-          sql: Answer, resources: Answer, versions: Answer) -> list:
+          sql: Answer, resources: Answer, versions: Answer, timing: Answer | None = None) -> list:
     row = next((s for s in summary.value or [] if s.get("service") == service), None)
     if row:
         stats = html.Div([
@@ -214,7 +251,7 @@ def _body(app: Any, params: dict[str, str], service: str, summary: Answer, serie
         stats = empty(f"{service} has no traffic in this window." if summary.ok else "")
     red = red_figure(series.value or [], anomalies.value or [], service) if series.ok else message_figure(series.error, color=ERROR_COLOR)
     return [
-        status(summary, series, anomalies, http, sql, resources, versions),
+        status(*([timing] if timing is not None and timing.ok else []), summary, series, anomalies, http, sql, resources, versions),
         stats,
         dcc.Graph(id="service-red", figure=red, config={"displaylogo": False}),
         html.H3("Endpoints"),

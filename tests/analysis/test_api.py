@@ -68,6 +68,42 @@ def test_services(client):
     assert rows["legacy"]["count"] == 50 and rows["legacy"]["source_of_data"] == "spans"
 
 
+def test_services_of_one_service(client):
+    everything = {r["service"]: r for r in get(client, "/services")}
+    assert get(client, "/services", service="orders") == [everything["orders"]]
+    assert get(client, "/services", service="legacy") == [everything["legacy"]]
+    assert get(client, "/services", service="ghost") == []
+
+
+def test_service_page_is_the_seven_answers_in_one(client):
+    page = get(client, "/service_page", service="orders")
+    assert page["errors"] == {}
+    assert page["services"] == ["frontend", "legacy", "orders"]
+    assert page["summary"] == get(client, "/services", service="orders")[0]
+    assert page["series"] == get(client, "/series", service="orders")
+    assert page["anomalies"] == get(client, "/anomalies", service="orders")
+    assert page["endpoints"] == get(client, "/endpoints", service="orders", kind="http")
+    assert page["sql"] == get(client, "/endpoints", service="orders", kind="sql")
+    assert page["resources"] == get(client, "/resources", service="orders")
+    assert page["versions"] == get(client, "/versions", service="orders")
+    ghost = get(client, "/service_page", service="ghost")
+    assert ghost["summary"] is None and ghost["series"] and not ghost["endpoints"] and ghost["services"] == page["services"]
+    assert client.get("/api/meshscope/v1/service_page", params={"service": "orders", "start": END, "end": START}).status_code == 400
+
+
+def test_service_page_says_which_part_failed(client, monkeypatch):
+    from analysis import metrics
+    from storage.errors import StorageError
+
+    def broken(*args, **kwargs):
+        raise StorageError("resources table unreadable")
+
+    monkeypatch.setattr(metrics, "resources", broken)
+    page = get(client, "/service_page", service="orders")
+    assert page["resources"] is None and page["errors"] == {"resources": "storage unavailable: resources table unreadable"}
+    assert page["series"] and page["summary"]["service"] == "orders"
+
+
 def test_series_endpoints_topology_resources(client):
     series = get(client, "/series", service="orders", step=600, group_by="version")
     assert {r["key"] for r in series} == {"v1", "v2"} and all(r["ts"] % 600_000 == 0 for r in series)

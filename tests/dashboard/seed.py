@@ -120,6 +120,18 @@ class SeededApi:
             return 500, {"detail": f"seeded failure of {resource}"}
         service = params.get("service") or params.get("serviceName")
         if api == "analysis":
+            if resource == "service_page":  # the API's bundle of the service page's answers, part by part
+                page: dict[str, Any] = {"service": service, "services": sorted(SERVICES), "errors": {}}
+                for part, name, extra in (("summary", "services", {}), ("series", "series", {"group_by": "none"}),
+                                          ("anomalies", "anomalies", {}), ("endpoints", "endpoints", {"kind": "http"}),
+                                          ("sql", "endpoints", {"kind": "sql"}), ("resources", "resources", {}),
+                                          ("versions", "versions", {})):
+                    code, body = self.answer(api, name, params | extra)
+                    if code >= 400:
+                        page[part], page["errors"][part] = None, body["detail"]
+                    else:
+                        page[part] = (body[0] if body else None) if part == "summary" else body
+                return 200, page
             if resource == "services":
                 rows = _services()
                 return 200, [r for r in rows if not service or r["service"] == service]
@@ -207,7 +219,7 @@ class SeededSource:
         self.calls.append((api, resource, params))
         code, body = self.api.answer(api, resource, params)
         if code >= 400:
-            raise DataSourceError(f"/{resource} answered {code}: {body.get('detail')}")
+            raise DataSourceError(f"/{resource} answered {code}: {body.get('detail')}", code)
         return body
 
     def zipkin(self, resource: str, params: Any = None) -> Any:

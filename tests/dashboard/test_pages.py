@@ -8,7 +8,8 @@ from dashboard import state
 from dashboard.app import create_app, url_update
 from dashboard.pages import alerts, overview, recommendations, service, topology, trace, traces
 from tests.dashboard import seed
-from tests.dashboard.helpers import by_id, classes, text
+from dashboard.errors import DataSourceError
+from tests.dashboard.helpers import by_id, classes, text, walk
 
 
 @pytest.fixture
@@ -94,8 +95,40 @@ def test_service_page_reports_each_failed_query_and_keeps_the_rest(app, source):
     source.api.broken |= {"series", "resources"}
     body = service.service_body(app, source, {"service": "orders"})
     notes = text(body)
-    assert "series: /series answered 500" in notes and "resources: /resources answered 500" in notes
+    assert "series: seeded failure of series" in notes and "resources: seeded failure of resources" in notes
     assert by_id(body, "endpoints-table").data
+
+
+def test_service_page_is_one_query(app, source):
+    names, body = service.service_page(app, source, {"service": "orders", "range": "1000-5000"})
+    assert [c[1] for c in source.calls] == ["service_page"]
+    assert source.calls[0][2] == {"start": 1000, "end": 5000, "service": "orders"}
+    assert names == sorted(seed.SERVICES) and by_id(body, "service-rps").children == "7.25/s"
+
+
+def test_service_page_asks_an_older_api_each_question(app):
+    class Older(seed.SeededSource):  # an API without /service_page answers 404
+        def analysis(self, resource, params=None):
+            if resource == "service_page":
+                self.calls.append(("analysis", resource, dict(params)))
+                raise DataSourceError("/service_page answered 404: Not Found", 404)
+            return super().analysis(resource, params)
+
+    older = Older()
+    older.api.broken.add("series")
+    names, body = service.service_page(app, older, {"service": "orders"})
+    assert sorted(c[1] for c in older.calls) == ["anomalies", "endpoints", "endpoints", "resources", "series", "service_page",
+                                                 "services", "versions"]
+    assert by_id(body, "service-rps").children == "7.25/s" and by_id(body, "endpoints-table").data
+    assert "series: /series answered 500: seeded failure of series" in text(body)
+
+
+def test_service_page_failing_whole_says_it_once(app, source):
+    source.api.broken.add("service_page")
+    body = service.service_body(app, source, {"service": "orders"})
+    notes = [n.children for n in walk(body[0]) if "note-error" in (getattr(n, "className", "") or "")]  # the page's notes
+    assert notes == ["service page: /service_page answered 500: seeded failure of service_page"]
+    assert "Endpoints unavailable." in text(body)
 
 
 def test_endpoint_links_name_spans_as_the_agents_do():

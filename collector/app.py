@@ -24,7 +24,9 @@ from storage.errors import StorageError
 logger = logging.getLogger(__name__)
 
 
-def _require_token(request: Request) -> None:
+async def _require_token(request: Request) -> None:
+    # async: a plain function would be run in a worker thread for every request (a thread hop
+    # that costs more than the check)
     token = request.app.state.settings.auth_token
     if not token:
         return

@@ -19,6 +19,7 @@ _HELP = {
     "meshscope_messages_parked_total": ("counter", "Messages the writer could not decode, parked in dead_letters."),
     "meshscope_writer_batches_total": ("counter", "Batches the writer inserted and committed."),
     "meshscope_writer_errors_total": ("counter", "Writer failures (insert or commit), retried."),
+    "meshscope_writer_partitions": ("gauge", "Partitions assigned to this process's writer (0 until it has joined its consumer group)."),
     "meshscope_consumer_lag": ("gauge", "Messages behind the fetch high-water mark, summed over assigned partitions."),
 }
 

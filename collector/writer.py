@@ -125,8 +125,10 @@ class Writer:
         batch_s = self.settings.writer_batch_ms / 1000
         while not self._stop.is_set():
             polled = consumer.poll(timeout_ms=min(200, self.settings.writer_batch_ms), max_records=self.settings.writer_batch_size)
-            if consumer.assignment():
+            assignment = consumer.assignment()
+            if assignment:
                 self.assigned.set()
+            self.metrics.set("meshscope_writer_partitions", len(assignment))
             for records in polled.values():
                 for record in records:
                     if not batch.rows:

@@ -303,7 +303,8 @@ def _otlp_span_to_zipkin(otlp_span: trace_pb2.Span, local: dict) -> dict:
                 remote[field_name] = _endpoint_value(field_name, kv.value)
         else:
             value = kv.value
-            tags[key] = value.string_value if value.WhichOneof("value") == _STRING_VALUE else _any_to_str(value)
+            text = value.string_value  # a non-empty string_value needs no WhichOneof: the usual case
+            tags[key] = text if text or value.WhichOneof("value") == _STRING_VALUE else _any_to_str(value)
     trace_id = trace_id_bytes.hex()
     if ATTR_TRACE_ID_64 in reserved:
         trace_id = trace_id[16:]

@@ -10,13 +10,14 @@ omitted, and the Zipkin JSON field order.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from collector.errors import SpanError
 
 KINDS = frozenset(("CLIENT", "SERVER", "PRODUCER", "CONSUMER"))
-_HEX = frozenset("0123456789abcdef")
+_HEX = re.compile("[0-9a-f]+")
 
 
 @dataclass(slots=True)
@@ -38,7 +39,7 @@ def _hex(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise SpanError(f"{what} must be a hex string, got {value!r}")
     text = value.lower()
-    if not text or not set(text) <= _HEX:
+    if not _HEX.fullmatch(text):
         raise SpanError(f"{what} {value!r} is not lower-hex")
     return text
 
@@ -93,22 +94,39 @@ def _parse_ip(value: str, version: int) -> str | None:
     return str(address) if address.version == version or version == 0 else None
 
 
+_ENDPOINT_TYPES = (str, int, type(None))
+_endpoints: dict[tuple, dict | None] = {}  # a fleet has few endpoints: normalized once each
+_ENDPOINTS_MAX = 100_000
+
+
 def normalize_endpoint(raw: object) -> dict | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
         raise SpanError(f"endpoint must be an object, got {raw!r}")
+    fields = (raw.get("serviceName"), raw.get("ipv4"), raw.get("ipv6"), raw.get("port"))
+    if all(type(value) in _ENDPOINT_TYPES for value in fields):  # hashable, and no bool that equals an int
+        cached = _endpoints.get(fields, False)
+        if cached is False:
+            cached = _normalize_endpoint(*fields)
+            if len(_endpoints) >= _ENDPOINTS_MAX:
+                _endpoints.clear()
+            _endpoints[fields] = cached
+        return dict(cached) if cached else None
+    return _normalize_endpoint(*fields)
+
+
+def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, port_raw: object) -> dict | None:
     endpoint: dict = {}
-    service = raw.get("serviceName")
     if service:
         endpoint["serviceName"] = str(service).lower()
-    ipv4 = _ip(raw.get("ipv4"), 4) or _ip(raw.get("ipv6"), 4)
+    ipv4 = _ip(ipv4_raw, 4) or _ip(ipv6_raw, 4)
     if ipv4:
         endpoint["ipv4"] = ipv4
-    ipv6 = _ip(raw.get("ipv6"), 6)
+    ipv6 = _ip(ipv6_raw, 6)
     if ipv6:
         endpoint["ipv6"] = ipv6
-    port = _int(raw.get("port"), "port")
+    port = _int(port_raw, "port")
     if port > 0xFFFF:
         raise SpanError(f"invalid port {port}")
     if port:
@@ -162,12 +180,15 @@ def normalize_span(raw: dict) -> dict:
     if tags:
         if not isinstance(tags, dict):
             raise SpanError("tags must be an object")
-        clean = {}
-        for key, value in tags.items():
-            if isinstance(value, (dict, list)):
-                raise SpanError(f"tag {key!r} must have a string value")
-            clean[str(key)] = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
-        span["tags"] = clean
+        if all(type(key) is str and type(value) is str for key, value in tags.items()):
+            span["tags"] = dict(tags)  # the usual case: nothing to convert
+        else:
+            clean = {}
+            for key, value in tags.items():
+                if isinstance(value, (dict, list)):
+                    raise SpanError(f"tag {key!r} must have a string value")
+                clean[str(key)] = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+            span["tags"] = clean
     if raw.get("debug") is True:
         span["debug"] = True
     if raw.get("shared") is True:

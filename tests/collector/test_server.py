@@ -94,6 +94,7 @@ def test_poison_messages_are_parked_and_do_not_block(server, kafka_broker):
     for name in ("meshscope_spans_received_total", "meshscope_spans_written_total", "meshscope_consumer_lag",
                  "meshscope_spans_spooled_total", "meshscope_spans_rejected_total"):
         assert f"\n{name} " in text
+    assert _metric(server, "meshscope_writer_partitions") >= 1  # it has joined its group: it wrote the span
 
 
 def _metric(server, name: str) -> float:

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _routes_memo = routes.memo  # its lookup inlined in _finish; normalize() fills it
+_pop_new_trace = tracecontext.NEW_TRACES.pop  # new traces come pre-drawn (see tracecontext)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -173,12 +174,14 @@ class HttpObserver:
         replacement = None
         if incoming is None and self.inbound:
             # the common case: a new trace
-            trace_id, span_id = tracecontext.new_trace_and_span_ids()
+            try:
+                trace_id, span_id, sampled_headers, unsampled_headers = _pop_new_trace()
+            except IndexError:
+                trace_id, span_id, sampled_headers, unsampled_headers = tracecontext.new_trace()
             sampled = telemetry.should_sample(trace_id, None)
             state = (trace_id, span_id, "", sampled, False, False)
             if self.propagate:
-                headers = tracecontext.headers_for(trace_id, span_id, "", sampled, False, tracecontext.B3_MULTI | tracecontext.W3C)
-                replacement = head[:-2] + headers + b"\r\n"
+                replacement = head[:-2] + (sampled_headers if sampled else unsampled_headers) + b"\r\n"
         elif self.inbound and incoming.span_id:
             state = (
                 incoming.trace_id, incoming.span_id, incoming.parent_id,

@@ -7,6 +7,7 @@ References: https://github.com/openzipkin/b3-propagation and https://www.w3.org/
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
@@ -37,16 +38,45 @@ def new_trace_id() -> str:
     return "%032x" % random.getrandbits(128)
 
 
-def new_trace_and_span_ids() -> tuple[str, str]:
-    """A new 128-bit trace id and 64-bit span id from one draw (hot path of every new trace)."""
-    ids = _getrandbits(192).to_bytes(24, "little").hex()  # random.randbytes without its Python frame
-    span_id = ids[32:]
-    return ids[:32], (span_id if span_id != "0000000000000000" else new_span_id())
-
-
 def new_span_id() -> str:
     # a zero span id is invalid in both B3 and W3C
     return "%016x" % (random.getrandbits(64) or 1)
+
+
+# New traces, drawn and formatted NEW_TRACES_PER_DRAW at a time: one is taken on every request
+# without context, and at a few hundred requests per second the caches are cold for each of them;
+# in a batch the random generator, the formatting and their data stay warm. Entries are
+# (trace_id, span_id, header lines if sampled, header lines if not), the header lines as
+# ``headers_for`` makes them for a new trace (B3 multi and traceparent). The event loop pops
+# (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
+NEW_TRACES_PER_DRAW = 64
+NEW_TRACES: list[tuple[str, str, bytes, bytes]] = []
+os.register_at_fork(after_in_child=NEW_TRACES.clear)  # a child must not reuse its parent's ids
+
+
+def _draw_new_traces() -> None:
+    count = NEW_TRACES_PER_DRAW
+    ids = _getrandbits(192 * count).to_bytes(24 * count, "little").hex()
+    drawn = []
+    for start in range(0, 48 * count, 48):
+        trace_id, span_id = ids[start:start + 32], ids[start + 32:start + 48]
+        if span_id == "0000000000000000":
+            span_id = new_span_id()
+        drawn.append((
+            trace_id, span_id,
+            headers_for(trace_id, span_id, "", True, False, B3_MULTI | W3C),
+            headers_for(trace_id, span_id, "", False, False, B3_MULTI | W3C),
+        ))
+    NEW_TRACES.extend(drawn)
+
+
+def new_trace() -> tuple[str, str, bytes, bytes]:
+    """A new trace: (trace_id, span_id, header lines if sampled, header lines if not)."""
+    while True:
+        try:
+            return NEW_TRACES.pop()
+        except IndexError:
+            _draw_new_traces()
 
 
 def _is_hex(value: str, *lengths: int) -> bool:

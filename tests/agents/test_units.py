@@ -263,3 +263,15 @@ def test_agent_interpreter_tuning_freezes_startup_objects():
     finally:
         gc.unfreeze()
         sys.setswitchinterval(interval)
+
+
+def test_new_traces_come_drawn_in_batches_with_their_header_lines():
+    tracecontext.NEW_TRACES.clear()
+    drawn = [tracecontext.new_trace() for _ in range(2 * tracecontext.NEW_TRACES_PER_DRAW + 1)]
+    assert len(tracecontext.NEW_TRACES) == tracecontext.NEW_TRACES_PER_DRAW - 1  # a third draw, one taken
+    assert len({trace_id for trace_id, *_ in drawn}) == len(drawn)
+    both = tracecontext.B3_MULTI | tracecontext.W3C
+    for trace_id, span_id, sampled_headers, unsampled_headers in drawn:
+        assert tracecontext._is_hex(trace_id, 32) and tracecontext._is_hex(span_id, 16)
+        assert sampled_headers == tracecontext.headers_for(trace_id, span_id, "", True, False, both)
+        assert unsampled_headers == tracecontext.headers_for(trace_id, span_id, "", False, False, both)

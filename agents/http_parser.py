@@ -35,6 +35,8 @@ MAX_HEAD_BYTES = 64 * 1024
 # not answering) is no longer followed, so that memory stays bounded.
 MAX_PENDING = 1000
 _TERMINATOR = b"\r\n\r\n"
+# the usual methods' names, shared instead of decoded on every request
+_METHOD_NAMES = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
 _PARTIAL_TERMINATORS = (b"\r\n\r", b"\r\n", b"\r")
 
 # Outcomes of an exchange.
@@ -86,7 +88,8 @@ class _RequestCallbacks:
         c = self.conversation
         c._in_head = False
         c._head_done = True
-        method = c._request_parser.get_method().decode("latin-1")
+        raw = c._method = c._request_parser.get_method()
+        method = _METHOD_NAMES.get(raw) or raw.decode("latin-1")
         exchange = Exchange(method, c._target, b"", c._request_begin_ns)
         c._request = exchange
         c.pending.append(exchange)
@@ -164,7 +167,7 @@ class HttpConversation:
         "_request_parser", "_response_parser", "_request_callbacks", "_response_callbacks",
         "_now", "_held", "_head_buf", "_head_unheld", "_in_head", "_head_done", "_head_begin",
         "_piece_body", "_target", "_request_begin_ns", "_request", "_response", "_interim",
-        "_cut_response_at_head", "_special_pending", "_response_held", "_response_in_head",
+        "_cut_response_at_head", "_special_pending", "_response_held", "_response_in_head", "_method",
     )
 
     def __init__(self, on_request_head: Callable[[Exchange], bytes | None] | None = None) -> None:
@@ -195,6 +198,7 @@ class HttpConversation:
         self._special_pending = 0  # HEAD/CONNECT requests awaiting a response
         self._response_held = b""
         self._response_in_head = False
+        self._method = b""  # the method of the last request head, as received
 
     # ------------------------------------------------------------------ client -> server
 
@@ -277,7 +281,7 @@ class HttpConversation:
                     not unheld
                     and self.on_request_head is not None
                     and head.endswith(_TERMINATOR)
-                    and head.lstrip(b"\r\n").startswith(exchange.method.encode("latin-1"))
+                    and (head.startswith(self._method) or head.lstrip(b"\r\n").startswith(self._method))
                 ):
                     replacement = self.on_request_head(exchange)
                 exchange.head = b""  # only needed by the hook; pending exchanges stay small

@@ -12,7 +12,9 @@ alternate; measured:
 - agent CPU seconds per second per 1,000 statements/s (psutil on the agent process, during the
   agent runs);
 - agent RSS after the runs;
-- the statements the agent published to Kafka, against the queries sysbench reports.
+- the statements the agent published to Kafka, against the queries sysbench reports;
+- with ``--tcp-baseline``: the same agent with a plain /tcp listener; with ``--bare-baseline``: the
+  floor for a Python proxy, ``bench/bare_proxy.py`` (bare uvloop, no parsing, no telemetry).
 
 Prints figures, then a last line ``tps_ratio=N added_p95_ms=N cpu_per_1000qps=N rss_mb=N`` (the
 worst of the two workloads for each). Needs MariaDB on --mysql-host/--mysql-port (root, no
@@ -99,6 +101,8 @@ def main() -> int:
     parser.add_argument("--mysql-port", type=int, default=3306)
     parser.add_argument("--tcp-baseline", action="store_true",
                         help="also run through an agent whose listener is plain /tcp (the proxy's own cost)")
+    parser.add_argument("--bare-baseline", action="store_true",
+                        help="also run through bench/bare_proxy.py, a bare uvloop proxy (the floor for Python)")
     parser.add_argument("--sample-rate", default=None, help="the agent's --sample-rate (default: its own default)")
     args = parser.parse_args()
     if not shutil.which("sysbench"):
@@ -117,6 +121,12 @@ def main() -> int:
     agent, agent_port = start_agent(args.mysql_host, args.mysql_port, broker.bootstrap, work, extra=extra)
     tcp_agent, tcp_port = (start_agent(args.mysql_host, args.mysql_port, broker.bootstrap, work, "tcp")
                            if args.tcp_baseline else (None, 0))
+    bare, bare_port = None, 0
+    if args.bare_baseline:
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
+                                 f"{args.mysql_host}:{args.mysql_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", bare_port)
     agent_process = psutil.Process(agent.pid)
     results: dict[str, dict[str, float]] = {}
     sysbench_queries = 0
@@ -124,7 +134,7 @@ def main() -> int:
         run_workload(args.mysql_host, args.mysql_port, "oltp_point_select", 1, args.threads)  # warm-up
         sysbench_queries += run_workload("127.0.0.1", agent_port, "oltp_point_select", 1, args.threads)["queries"]
         for workload in WORKLOADS:
-            direct_runs, agent_runs, tcp_runs, cpu_seconds, agent_seconds = [], [], [], 0.0, 0.0
+            direct_runs, agent_runs, tcp_runs, bare_runs, cpu_seconds, agent_seconds = [], [], [], [], 0.0, 0.0
             for _ in range(args.rounds):
                 direct_runs.append(run_workload(args.mysql_host, args.mysql_port, workload, args.seconds, args.threads))
                 before = agent_process.cpu_times()
@@ -136,10 +146,15 @@ def main() -> int:
                 sysbench_queries += agent_runs[-1]["queries"]
                 if tcp_agent is not None:
                     tcp_runs.append(run_workload("127.0.0.1", tcp_port, workload, args.seconds, args.threads))
+                if bare is not None:
+                    bare_runs.append(run_workload("127.0.0.1", bare_port, workload, args.seconds, args.threads))
             direct = {k: sum(r[k] for r in direct_runs) / len(direct_runs) for k in direct_runs[0]}
             if tcp_runs:
                 tcp_tps = sum(r["tps"] for r in tcp_runs) / len(tcp_runs)
                 print(f"{workload} through a /tcp (pass-through) agent: {tcp_tps:,.0f} tps, ratio {tcp_tps / direct['tps']:.3f}")
+            if bare_runs:
+                bare_tps = sum(r["tps"] for r in bare_runs) / len(bare_runs)
+                print(f"{workload} through bench/bare_proxy.py (the floor): {bare_tps:,.0f} tps, ratio {bare_tps / direct['tps']:.3f}")
             through = {k: sum(r[k] for r in agent_runs) / len(agent_runs) for k in agent_runs[0]}
             cpu_per_second = cpu_seconds / agent_seconds
             results[workload] = {
@@ -154,7 +169,7 @@ def main() -> int:
                   f"= {results[workload]['cpu_per_1000qps']:.3f} CPU-s/s per 1,000 statements/s")
         rss_mb = agent_process.memory_info().rss / 2**20
     finally:
-        for process in (agent, tcp_agent):
+        for process in (agent, tcp_agent, bare):
             if process is None:
                 continue
             process.send_signal(signal.SIGTERM)

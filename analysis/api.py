@@ -130,10 +130,11 @@ def _services(ctx: AnalysisContext, window: Window, only: str | None = None) -> 
     """The names of every service in the window, and the rows of all (or of ``only``)."""
     from storage import metrics_queries as q
 
-    table = metrics.service_red(ctx, window)
-    names = [str(name) for name in table["service"]] if not table.empty else []
-    if only is not None and not table.empty:
-        table = table[table["service"] == only]
+    if only is None:
+        table = metrics.service_red(ctx, window)
+        names = [str(name) for name in table["service"]] if not table.empty else []
+    else:  # the figures of one service, the names of all
+        table, names = metrics.service_red(ctx, window, only), metrics.service_names(ctx, window)
     if table.empty:
         return names, []
     filters: dict = {"kind": list(q.SERVER_KINDS)} | ({"service": only} if only is not None else {})

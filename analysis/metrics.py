@@ -31,6 +31,13 @@ def agent_services(ctx: AnalysisContext, window: Window) -> list[str]:
     return [row[0] for row in frame]
 
 
+def service_names(ctx: AnalysisContext, window: Window) -> list[str]:
+    """Every service seen in the window, by its agent or by its SERVER spans (for a picker: no
+    figure is computed)."""
+    return sorted(set(agent_services(ctx, window)) | set(q.span_server_services(ctx.client, ctx.database, window.start_s,
+                                                                                   window.end_s)))
+
+
 def service_red(ctx: AnalysisContext, window: Window, service: str | None = None) -> pd.DataFrame:
     """One row per service (inbound traffic): RED columns plus ``source_of_data``."""
     filters: dict = {"kind": list(q.SERVER_KINDS)}
@@ -42,12 +49,12 @@ def service_red(ctx: AnalysisContext, window: Window, service: str | None = None
     known = set(agent_services(ctx, window))
     # spans as per-minute sketches (storage keeps them up to date): the summary of every service
     # must not read every span of the window
-    span_frame = q.span_server_distributions(ctx.client, ctx.database, window.start_s, window.end_s)
+    if service and service in known:  # its agent's figures: no span is read
+        span_frame = pd.DataFrame(columns=["service", "scale", "count", "errors", "sum", "min", "max", "zero_count", "buckets", "rows"])
+    else:
+        span_frame = q.span_server_distributions(ctx.client, ctx.database, window.start_s, window.end_s, service or None)
     if not span_frame.empty:
-        keep = ~span_frame["service"].isin(known)
-        if service:
-            keep &= span_frame["service"] == service
-        span_frame = span_frame[keep]
+        span_frame = span_frame[~span_frame["service"].isin(known)]
     spans = red_table(span_frame, ["service"], window.seconds, ctx.apdex_t_ms).assign(source_of_data="spans")
     # services whose agents saw only outbound traffic (e.g. a load generator) still get a row
     missing = sorted(s for s in known - set(agent["service"]) if not service or s == service)

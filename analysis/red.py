@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from meshscope.sketch import LatencySketch, bucket_value
+from meshscope.sketch import LatencySketch, bucket_index, bucket_value
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 QUANTILE_COLUMNS = ("p50", "p90", "p95", "p99")
@@ -38,15 +38,28 @@ def apdex(sketch: LatencySketch, threshold_ms: float) -> float | None:
     """(satisfied + tolerated / 2) / count with satisfied <= T < tolerated <= 4T, on bucket values."""
     if sketch.count == 0:
         return None
-    satisfied = tolerated = sketch.zero_count
+    # bucket values grow with the index: compare indexes with the last one at or under each bound
+    satisfied_to = _last_index_at_most(threshold_ms, sketch.scale)
+    tolerated_to = _last_index_at_most(4 * threshold_ms, sketch.scale)
+    satisfied, tolerated = sketch.zero_count, 0
     for index, n in sketch.buckets.items():
-        value = bucket_value(index, sketch.scale)
-        if value <= threshold_ms:
+        if index <= satisfied_to:
             satisfied += n
-        elif value <= 4 * threshold_ms:
+        elif index <= tolerated_to:
             tolerated += n
-    tolerated -= sketch.zero_count
     return (satisfied + tolerated / 2) / sketch.count
+
+
+def _last_index_at_most(value: float, scale: int) -> float:
+    """The largest bucket index whose bucket value is <= ``value`` (-inf when none is)."""
+    if value <= 0:
+        return -math.inf
+    index = bucket_index(value, scale)
+    while bucket_value(index + 1, scale) <= value:
+        index += 1
+    while bucket_value(index, scale) > value:
+        index -= 1
+    return index
 
 
 def red_of(sketch: LatencySketch, errors: int, seconds: float, apdex_t_ms: float) -> dict:

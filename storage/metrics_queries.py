@@ -233,27 +233,31 @@ def resource_usage(client: Client, database: str, start_s: int, end_s: int,
     if service is not None:
         parameters["service"] = service
         where.append("service = {service:String}")
+    # one query (each costs a round trip): the window's figures, joined with the latest values
     sql = f"""
-        SELECT service, metric,
-               quantilesExactLow(0.5, 0.9, 0.95)(value) AS qs, max(value) AS max, avg(value) AS mean,
-               count() AS samples, uniqExact(instance) AS instances,
-               (max(ts) - min(ts)) AS span_s
-        FROM {database}.resource_samples FINAL WHERE {' AND '.join(where)}
-        GROUP BY service, metric ORDER BY service, metric
-    """
-    columns = ["service", "metric", "qs", "max", "mean", "samples", "instances", "span_s"]
-    frame = _split_quantiles(_query_df(client, sql, parameters), columns, ("p50", "p90", "p95"), 1.0)
-    latest_sql = f"""
-        SELECT service, metric, sum(last) AS latest_sum, max(last) AS latest_max, count() AS instances_latest
-        FROM (SELECT service, metric, instance, argMax(value, ts) AS last, max(ts) AS seen
+        SELECT usage.service AS service, usage.metric AS metric, qs, max, mean, samples, instances, span_s,
+               latest.latest_sum AS latest_sum, latest.latest_max AS latest_max, latest.instances_latest AS instances_latest
+        FROM (SELECT service, metric,
+                     quantilesExactLow(0.5, 0.9, 0.95)(value) AS qs, max(value) AS max, avg(value) AS mean,
+                     count() AS samples, uniqExact(instance) AS instances,
+                     (max(ts) - min(ts)) AS span_s
               FROM {database}.resource_samples FINAL WHERE {' AND '.join(where)}
-              GROUP BY service, metric, instance)
-        WHERE seen >= toDateTime64({{end:Int64}} - 120, 3)
-        GROUP BY service, metric
+              GROUP BY service, metric) AS usage
+        LEFT JOIN (SELECT service, metric, sum(last) AS latest_sum, max(last) AS latest_max, count() AS instances_latest
+                   FROM (SELECT service, metric, instance, argMax(value, ts) AS last, max(ts) AS seen
+                         FROM {database}.resource_samples FINAL WHERE {' AND '.join(where)}
+                         GROUP BY service, metric, instance)
+                   WHERE seen >= toDateTime64({{end:Int64}} - 120, 3)
+                   GROUP BY service, metric) AS latest
+               ON usage.service = latest.service AND usage.metric = latest.metric
+        ORDER BY service, metric
+        SETTINGS join_use_nulls = 1
     """
-    latest = _query_df(client, latest_sql, parameters)
-    if len(frame) and len(latest):
-        frame = frame.merge(latest, on=["service", "metric"], how="left")
+    columns = ["service", "metric", "qs", "max", "mean", "samples", "instances", "span_s",
+               "latest_sum", "latest_max", "instances_latest"]
+    frame = _split_quantiles(_query_df(client, sql, parameters), columns, ("p50", "p90", "p95"), 1.0)
+    for column in ("latest_sum", "latest_max", "instances_latest"):  # NaN, not <NA>, when nothing is recent
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
     return frame
 
 
@@ -302,22 +306,25 @@ def _span_sketches(client: Client, database: str, ranges: Sequence[tuple[int, in
     return _query_df(client, sql, parameters)
 
 
-def refresh_span_latency(client: Client, database: str, start_s: int, end_s: int) -> int:
+def refresh_span_latency(client: Client, database: str, start_s: int, end_s: int, service: str | None = None) -> int:
     """Compute again the per-minute sketches (``span_latency``) of the minutes in ``[start_s,
-    end_s)`` (whole minutes) whose SERVER spans changed since they were computed; returns how many.
+    end_s)`` (whole minutes) whose SERVER spans changed since they were computed (of every service,
+    or of ``service``); returns how many.
 
     Order matters: the rows of a minute are counted (``source_rows``) *before* its sketch is
     computed, so a sketch never claims rows it did not see; rows it saw beyond the count make it
     stale again, which is only a recomputation."""
-    parameters = {"start": int(start_s), "end": int(end_s)}
+    parameters: dict = {"start": int(start_s), "end": int(end_s)}
+    where = "minute >= toDateTime({start:Int64}) AND minute < toDateTime({end:Int64})"
+    if service is not None:
+        parameters["service"] = service
+        where += " AND service = {service:String}"
     try:
         stale = client.query(f"""
             SELECT m.service, toUnixTimestamp(m.minute)
-            FROM (SELECT service, minute, sum(rows) AS inserted FROM {database}.span_minutes
-                  WHERE minute >= toDateTime({{start:Int64}}) AND minute < toDateTime({{end:Int64}})
+            FROM (SELECT service, minute, sum(rows) AS inserted FROM {database}.span_minutes WHERE {where}
                   GROUP BY service, minute) AS m
-            LEFT JOIN (SELECT service, minute, source_rows FROM {database}.span_latency FINAL
-                       WHERE minute >= toDateTime({{start:Int64}}) AND minute < toDateTime({{end:Int64}})) AS r
+            LEFT JOIN (SELECT service, minute, source_rows FROM {database}.span_latency FINAL WHERE {where}) AS r
                    ON m.service = r.service AND m.minute = r.minute
             WHERE r.source_rows != m.inserted
         """, parameters=parameters).result_rows
@@ -363,26 +370,44 @@ def refresh_span_latency(client: Client, database: str, start_s: int, end_s: int
     return len(rows)
 
 
-def span_server_distributions(client: Client, database: str, start_s: int, end_s: int) -> pd.DataFrame:
-    """Per service, the merged latency distribution of its de-duplicated SERVER spans in
-    ``[start_s, end_s)``, with the columns of ``latency_distributions(group_by=["service"])``:
+def span_server_distributions(client: Client, database: str, start_s: int, end_s: int,
+                              service: str | None = None) -> pd.DataFrame:
+    """Per service (or for ``service``), the merged latency distribution of its de-duplicated SERVER
+    spans in ``[start_s, end_s)``, with the columns of ``latency_distributions(group_by=["service"])``:
     whole minutes from ``span_latency`` (refreshed first where stale), the partial minutes at the
     window's edges from the spans themselves. Quantiles carry the sketch's error (< 1%), as the
     agents' do; counts, errors, sum, min and max are exact."""
     first = -(-int(start_s) // ROLLUP_S) * ROLLUP_S
     last = int(end_s) // ROLLUP_S * ROLLUP_S
+    services = None if service is None else [service]
     if first >= last:
-        return _span_sketches(client, database, [(start_s, end_s)])
-    refresh_span_latency(client, database, first, last)
+        return _span_sketches(client, database, [(start_s, end_s)], services=services)
+    refresh_span_latency(client, database, first, last, service)
+    parameters: dict = {"first": first, "last": last}
+    if service is not None:
+        parameters["service"] = service
     sql = f"""
         SELECT service, scale, sum(count) AS count, sum(errors) AS errors, sum(sum) AS sum,
                minIf(min, count > 0) AS min, max(max) AS max, sum(zero_count) AS zero_count,
                sumMap(buckets) AS buckets, toUInt64(0) AS rows
         FROM {database}.span_latency FINAL
         WHERE minute >= toDateTime({{first:Int64}}) AND minute < toDateTime({{last:Int64}}) AND count > 0
+              {'AND service = {service:String}' if service is not None else ''}
         GROUP BY service, scale ORDER BY service, scale
     """
-    whole = _query_df(client, sql, {"first": first, "last": last})
+    whole = _query_df(client, sql, parameters)
     edges = [(a, b) for a, b in ((start_s, first), (last, end_s)) if a < b]
-    parts = [f for f in (whole, _span_sketches(client, database, edges)) if not f.empty]
+    parts = [f for f in (whole, _span_sketches(client, database, edges, services=services)) if not f.empty]
     return pd.concat(parts, ignore_index=True) if parts else whole
+
+
+def span_server_services(client: Client, database: str, start_s: int, end_s: int) -> list[str]:
+    """Services with SERVER spans in the minutes that ``[start_s, end_s)`` touches (from the
+    per-minute counts: no span is read)."""
+    sql = f"""SELECT DISTINCT service FROM {database}.span_minutes
+              WHERE minute >= toDateTime({{start:Int64}}) AND minute < toDateTime({{end:Int64}}) ORDER BY service"""
+    try:
+        rows = client.query(sql, parameters={"start": int(start_s) // ROLLUP_S * ROLLUP_S, "end": int(end_s)}).result_rows
+    except Exception as exc:
+        raise StorageError(f"metrics query failed: {exc}") from exc
+    return [row[0] for row in rows]

@@ -79,6 +79,9 @@ def test_equal_to_the_raw_spans_and_kept_up_to_date(clickhouse, rng):
     # a window cut mid-minute: whole minutes from the sketches, the edges from the spans
     start, end = START + 617, NOW - 1_234
     assert_same(q.span_server_distributions(client, db, start, end), raw(spans + late, start, end))
+    one = {k: v for k, v in raw(spans + late, start, end).items() if k == "batch"}
+    assert_same(q.span_server_distributions(client, db, start, end, "batch"), one)
+    assert q.span_server_services(client, db, start, end) == ["batch", "legacy"]
     assert_same(q.span_server_distributions(client, db, START + 10, START + 50), raw(spans, START + 10, START + 50))
 
 

@@ -3,8 +3,10 @@ tables; CPU and memory per instance against limits; version comparison."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import plotly.graph_objects as go
@@ -39,73 +41,100 @@ def _time(ts_ms: float) -> datetime:
     return datetime.fromtimestamp(ts_ms / 1000, UTC)
 
 
-def red_figure(series: list[dict], anomalies: list[dict], service: str) -> go.Figure:
+@lru_cache(maxsize=8)
+def _subplots_layout(rows: int, cols: int, titles: tuple[str, ...], shared_xaxes: bool, vertical_spacing: float | None) -> str:
+    """The layout plotly's make_subplots draws (axes domains, titles), as JSON, computed once: the
+    figures below are plain dicts, because building them from plotly's validating objects took
+    ~40 ms per service page on the server."""
+    options = {"vertical_spacing": vertical_spacing} if vertical_spacing is not None else {}
+    return json.dumps(make_subplots(rows=rows, cols=cols, shared_xaxes=shared_xaxes, subplot_titles=titles, **options).to_dict()["layout"])
+
+
+def subplots(rows: int, cols: int, titles: tuple[str, ...], shared_xaxes: bool = False, vertical_spacing: float | None = None) -> dict:
+    return json.loads(_subplots_layout(rows, cols, titles, shared_xaxes, vertical_spacing))
+
+
+def _axes(row: int, col: int, cols: int) -> dict:
+    """The axis references of subplot (row, col), numbered as make_subplots numbers them."""
+    n = (row - 1) * cols + col
+    suffix = "" if n == 1 else str(n)
+    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+def red_figure(series: list[dict], anomalies: list[dict], service: str) -> dict | go.Figure:
     """Percentiles, throughput and error ratio stacked on one shared time axis, anomalies shaded."""
     if not series:
         return message_figure(f"No requests from {service} in this window.")
     points = sorted(series, key=lambda p: p["ts"])
     x = [_time(p["ts"]) for p in points]
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
-                           subplot_titles=("Response time (ms)", "Throughput (requests/s)", "Error ratio"))
-    for name, color, dash in (("p50", "#1f77b4", "solid"), ("p95", "#ff7f0e", "solid"), ("p99", "#d62728", "solid"), ("max", "#bbbbbb", "dot")):
-        figure.add_trace(go.Scatter(x=x, y=[p.get(name) for p in points], name=name, mode="lines",
-                                    line={"color": color, "dash": dash, "width": 1.8}), row=1, col=1)
-    figure.add_trace(go.Scatter(x=x, y=[p.get("rps") for p in points], name="requests/s", mode="lines", fill="tozeroy",
-                                line={"color": service_color(service), "width": 1.8}), row=2, col=1)
-    figure.add_trace(go.Scatter(x=x, y=[p.get("error_ratio") for p in points], name="error ratio", mode="lines", fill="tozeroy",
-                                line={"color": ERROR_COLOR, "width": 1.8}), row=3, col=1)
+    layout = subplots(3, 1, ("Response time (ms)", "Throughput (requests/s)", "Error ratio"), shared_xaxes=True, vertical_spacing=0.07)
+    data = [{"type": "scatter", "x": x, "y": [p.get(name) for p in points], "name": name, "mode": "lines",
+             "line": {"color": color, "dash": dash, "width": 1.8}, **_axes(1, 1, 1)}
+            for name, color, dash in (("p50", "#1f77b4", "solid"), ("p95", "#ff7f0e", "solid"), ("p99", "#d62728", "solid"),
+                                      ("max", "#bbbbbb", "dot"))]
+    data.append({"type": "scatter", "x": x, "y": [p.get("rps") for p in points], "name": "requests/s", "mode": "lines",
+                 "fill": "tozeroy", "line": {"color": service_color(service), "width": 1.8}, **_axes(2, 1, 1)})
+    data.append({"type": "scatter", "x": x, "y": [p.get("error_ratio") for p in points], "name": "error ratio", "mode": "lines",
+                 "fill": "tozeroy", "line": {"color": ERROR_COLOR, "width": 1.8}, **_axes(3, 1, 1)})
     step_ms = (points[1]["ts"] - points[0]["ts"]) if len(points) > 1 else 60_000
     marks: dict[int, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+    shapes = []
     for anomaly in anomalies:
         row = ANOMALY_ROWS.get(anomaly.get("metric"))
         if row is None:
             continue
         start, end = anomaly["start"], max(anomaly.get("end") or anomaly["start"], anomaly["start"] + step_ms)
-        figure.add_vrect(x0=_time(start), x1=_time(end), fillcolor=ERROR_COLOR, opacity=0.12, line_width=0, row=row, col=1)
+        axes = _axes(row, 1, 1)
+        shapes.append({"type": "rect", "x0": _time(start), "x1": _time(end), "y0": 0, "y1": 1, "xref": axes["xaxis"],
+                       "yref": f"{axes['yaxis']} domain", "fillcolor": ERROR_COLOR, "opacity": 0.12, "line": {"width": 0}})
         xs, ys, texts = marks[row]
         xs.append(_time(start))
         ys.append(anomaly.get("observed"))
         texts.append(f"anomaly in {anomaly['metric']}: observed {anomaly.get('observed')} vs baseline {anomaly.get('baseline')}"
                      f" (score {anomaly.get('score')}, {anomaly.get('method')})")
     for row, (xs, ys, texts) in marks.items():
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="anomaly", text=texts, hovertemplate="%{text}<extra></extra>",
-                                    marker={"symbol": "x", "size": 11, "color": ERROR_COLOR}, showlegend=row == min(marks)),
-                         row=row, col=1)
-    figure.update_yaxes(rangemode="tozero", gridcolor="#eeeeee")
-    figure.update_yaxes(tickformat=".1%", row=3, col=1)
-    figure.update_xaxes(gridcolor="#eeeeee")
-    figure.update_layout(height=620, margin={"l": 50, "r": 20, "t": 40, "b": 30}, hovermode="x unified",
-                         plot_bgcolor="#ffffff", paper_bgcolor="#ffffff", legend={"orientation": "h", "y": -0.08, "x": 0})
-    return figure
+        data.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "name": "anomaly", "text": texts,
+                     "hovertemplate": "%{text}<extra></extra>", "marker": {"symbol": "x", "size": 11, "color": ERROR_COLOR},
+                     "showlegend": row == min(marks), **_axes(row, 1, 1)})
+    for row in (1, 2, 3):
+        layout[f"yaxis{'' if row == 1 else row}"].update(rangemode="tozero", gridcolor="#eeeeee")
+        layout[f"xaxis{'' if row == 1 else row}"]["gridcolor"] = "#eeeeee"
+    layout["yaxis3"]["tickformat"] = ".1%"
+    layout.update(shapes=shapes, height=620, margin={"l": 50, "r": 20, "t": 40, "b": 30}, hovermode="x unified",
+                  plot_bgcolor="#ffffff", paper_bgcolor="#ffffff", legend={"orientation": "h", "y": -0.08, "x": 0})
+    return {"data": data, "layout": layout}
 
 
-def resources_figure(samples: list[dict], service: str) -> go.Figure:
+def resources_figure(samples: list[dict], service: str) -> dict | go.Figure:
     """CPU and memory per instance, memory against its limit."""
     if not samples:
         return message_figure(f"No CPU or memory samples from {service}'s agents in this window.", height=220)
     by_instance: dict[str, list[dict]] = defaultdict(list)
     for sample in samples:
         by_instance[sample.get("instance") or "?"].append(sample)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("CPU (cores) per instance", "Memory per instance (dashed: limit)"))
+    layout = subplots(1, 2, ("CPU (cores) per instance", "Memory per instance (dashed: limit)"))
     palette = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
+    data = []
     for i, (instance, rows) in enumerate(sorted(by_instance.items())):
         rows.sort(key=lambda r: r["ts"])
         x = [_time(r["ts"]) for r in rows]
         color = palette[i % len(palette)]
         version = rows[-1].get("version")
         label = f"{instance} ({version})" if version else instance
-        figure.add_trace(go.Scatter(x=x, y=[r.get("cpu") for r in rows], name=label, legendgroup=instance, mode="lines",
-                                    line={"color": color}), row=1, col=1)
-        figure.add_trace(go.Scatter(x=x, y=[r.get("memory_rss") for r in rows], name=label, legendgroup=instance, mode="lines",
-                                    showlegend=False, line={"color": color}), row=1, col=2)
+        data.append({"type": "scatter", "x": x, "y": [r.get("cpu") for r in rows], "name": label, "legendgroup": instance,
+                     "mode": "lines", "line": {"color": color}, **_axes(1, 1, 2)})
+        data.append({"type": "scatter", "x": x, "y": [r.get("memory_rss") for r in rows], "name": label, "legendgroup": instance,
+                     "mode": "lines", "showlegend": False, "line": {"color": color}, **_axes(1, 2, 2)})
         if any(r.get("memory_limit") for r in rows):
-            figure.add_trace(go.Scatter(x=x, y=[r.get("memory_limit") for r in rows], name=f"{instance} limit", legendgroup=instance,
-                                        mode="lines", showlegend=False, line={"color": color, "dash": "dash", "width": 1}), row=1, col=2)
-    figure.update_yaxes(rangemode="tozero", gridcolor="#eeeeee")
-    figure.update_yaxes(tickformat=".3s", ticksuffix="B", row=1, col=2)
-    figure.update_layout(height=300, margin={"l": 50, "r": 20, "t": 40, "b": 30}, plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
-                         legend={"orientation": "h", "y": -0.2})
-    return figure
+            data.append({"type": "scatter", "x": x, "y": [r.get("memory_limit") for r in rows], "name": f"{instance} limit",
+                         "legendgroup": instance, "mode": "lines", "showlegend": False,
+                         "line": {"color": color, "dash": "dash", "width": 1}, **_axes(1, 2, 2)})
+    for axis in ("yaxis", "yaxis2"):
+        layout[axis].update(rangemode="tozero", gridcolor="#eeeeee")
+    layout["yaxis2"].update(tickformat=".3s", ticksuffix="B")
+    layout.update(height=300, margin={"l": 50, "r": 20, "t": 40, "b": 30}, plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
+                  legend={"orientation": "h", "y": -0.2})
+    return {"data": data, "layout": layout}
 
 
 def trace_search_for(service: str, row: dict) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import pytest
 
 from dashboard import state
@@ -67,20 +68,26 @@ def test_service_page_has_figures_tables_and_verdict(app, source):
     body = service.service_body(app, source, {"service": "orders"})
     assert by_id(body, "service-rps").children == "7.25/s"
     red = by_id(body, "service-red").figure
-    assert [t.name for t in red.data][:4] == ["p50", "p95", "p99", "max"] and len(red.data[0].x) == 60
+    assert [t["name"] for t in red["data"]][:4] == ["p50", "p95", "p99", "max"] and len(red["data"][0]["x"]) == 60
+    assert [(t["xaxis"], t["yaxis"]) for t in red["data"]][3:] == [("x", "y"), ("x2", "y2"), ("x3", "y3")]
+    assert red["layout"]["xaxis"]["matches"] == "x3" and red["layout"]["yaxis3"]["tickformat"] == ".1%"
+    go.Figure(red)  # plotly's own validation accepts it
     endpoints = by_id(body, "endpoints-table").data
     assert endpoints[0]["endpoint"] == "GET /orders/{id}" and "span=get+%2Forders%2F%7Bid%7D" in endpoints[0]["traces"]
     sql = by_id(body, "sql-table").data
     assert sql[0]["endpoint"].startswith("SELECT") and "remote=mysql&span=select" in sql[0]["traces"]
     assert by_id(body, "version-verdict").children == "worse"
     resources = by_id(body, "service-resources").figure
-    assert {t.name for t in resources.data if t.showlegend is not False} == {"orders-0 (v1)", "orders-1 (v2)", "orders-2 (v1)"}
+    assert {t["name"] for t in resources["data"] if t.get("showlegend") is not False} == {"orders-0 (v1)", "orders-1 (v2)", "orders-2 (v1)"}
+    assert {t["xaxis"] for t in resources["data"] if t["name"].endswith("limit")} == {"x2"}
+    go.Figure(resources)
 
 
 def test_service_page_marks_anomalies(app, source):
     red = by_id(service.service_body(app, source, {"service": "payments"}), "service-red").figure
-    assert any(t.name == "anomaly" for t in red.data)
-    assert len(red.layout.shapes) == 1 and red.layout.shapes[0].yref == "y domain"  # the latency row
+    assert any(t["name"] == "anomaly" for t in red["data"])
+    assert len(red["layout"]["shapes"]) == 1 and red["layout"]["shapes"][0]["yref"] == "y domain"  # the latency row
+    go.Figure(red)
 
 
 def test_service_page_without_service_or_data(app, source):

@@ -24,15 +24,29 @@ from storage.errors import StorageError
 logger = logging.getLogger(__name__)
 
 
+_TOKEN_REQUIRED = "a valid bearer token is required"
+
+
+def _authorized(token: str | None, request: Request) -> bool:
+    """True when no token is configured or the request carries it as a bearer token."""
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+
+
 async def _require_token(request: Request) -> None:
     # async: a plain function would be run in a worker thread for every request (a thread hop
     # that costs more than the check)
-    token = request.app.state.settings.auth_token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    if not _authorized(request.app.state.settings.auth_token, request):
+        raise HTTPException(401, _TOKEN_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _refusal(token: str | None, request: Request) -> Response | None:
+    """What _require_token answers, for the ingestion fast path: None to go on, else the 401."""
+    if _authorized(token, request):
+        return None
+    return PlainTextResponse(_TOKEN_REQUIRED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def config_json(settings: ServerSettings) -> dict:
@@ -58,6 +72,9 @@ def create_app(settings: ServerSettings, publisher, clickhouse: Callable, metric
     app.state.clickhouse = clickhouse
     app.state.metrics = metrics
     auth = [Depends(_require_token)]
+    # ingestion POSTs skip FastAPI's layers (collector.ingest.IngestFastPath); same answers
+    app.add_middleware(ingest.IngestFastPath, state=app.state,
+                       authorized=lambda request: _refusal(settings.auth_token, request))
     app.include_router(ingest.router, dependencies=auth, tags=["ingestion"])
     app.include_router(query.router, prefix="/api/v2", dependencies=auth, tags=["query"])
     app.include_router(query.router, prefix="/zipkin/api/v2", dependencies=auth, tags=["query"], include_in_schema=False)

@@ -36,6 +36,8 @@ _TTL_COLUMNS = {
     "span_names": "last_seen",
     "remote_service_names": "last_seen",
     "tag_values": "last_seen",
+    "span_minutes": "minute",
+    "span_latency": "minute",
 }
 
 

@@ -1,8 +1,12 @@
 """From accepted spans to the Kafka span topic, through the spool, at-least-once.
 
-``publish(spans)`` encodes one OTLP message per trace id (keyed by it, ``meshscope.wire``) and
-appends the messages to the on-disk spool before the HTTP answer is sent; a sender thread reads
-the spool in order and produces to Kafka. So a broker that is away costs nothing but spool space
+``publish(spans)`` groups a request's traces by the partition their trace id maps to (kafka-python's
+default partitioner, murmur2 of the key) and encodes one OTLP message per partition, keyed by the
+id of its first trace: every trace lands in the partition it would alone, with one spool frame and
+one Kafka record per partition instead of per trace (``docs/wire-model.md``). Until the sender
+has learnt the topic's partition count from the broker, each trace is its own message. The
+messages go to the on-disk spool before the HTTP answer is sent; a sender thread reads the spool
+in order and produces to Kafka. So a broker that is away costs nothing but spool space
 (503 + Retry-After when full), and a killed collector re-sends its spool when it starts again.
 Spool segments are kept until the writers' consumer group has committed them, and everything
 spooled is sent again when the broker lost its log (``meshscope.retention``, shared with the
@@ -15,6 +19,7 @@ import logging
 import threading
 
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 from collector.metrics import Metrics
 from collector.spool import Spool
@@ -24,8 +29,9 @@ from meshscope.wire import encode_spans, spans_by_trace
 logger = logging.getLogger(__name__)
 
 _READ_BATCH = 5000
-# Kafka's default message.max.bytes is 1 MB: a trace whose spans encode larger goes in several
-# messages (same key, so same partition and order).
+# Kafka's default message.max.bytes is 1 MB: a partition's traces that encode larger go in several
+# messages, split between traces, and a trace larger alone between its spans (same key, so same
+# partition and order).
 MAX_MESSAGE_BYTES = 900_000
 
 
@@ -47,6 +53,8 @@ class SpanPublisher:
         self.retain_until_committed = retain_until_committed
         self.kafka_ok = False
         self._producer: KafkaProducer | None = None
+        # the topic's partition count, learnt by the sender thread; read by the request side
+        self.partitions: int | None = None
         self.retention = Retention(
             spool, bootstrap, consumer_group if retain_until_committed else None,
             on_rewind=lambda: metrics.inc("meshscope_publish_rewinds_total"),
@@ -58,9 +66,8 @@ class SpanPublisher:
     # ------------------------------------------------------------------ request side
 
     def publish(self, spans: list[dict]) -> None:
-        """Spool ``spans`` as one message per trace; raises SpoolFullError (nothing spooled)."""
-        records = [(trace_id.encode(), value) for trace_id, group in spans_by_trace(spans) for value in _encode(group)]
-        self.spool.append_all(records)
+        """Spool ``spans`` as one message per partition; raises SpoolFullError (nothing spooled)."""
+        self.spool.append_all(messages(spans, self.partitions))
         if not self.kafka_ok:
             self.metrics.inc("meshscope_spans_spooled_total", len(spans))
         self._wake.set()
@@ -137,6 +144,7 @@ class SpanPublisher:
         producer = self._producer_client()
         futures = [(position, producer.send(self.topic, key=key, value=value)) for position, (key, value) in records]
         producer.flush(timeout=15)
+        self.partitions = len(producer.partitions_for(self.topic))  # known now: the sends needed it
         sent = 0
         for position, future in futures:
             metadata = future.get(timeout=0)
@@ -146,6 +154,34 @@ class SpanPublisher:
         self.kafka_ok = True
         self.metrics.inc("meshscope_messages_published_total", sent)
         return len(futures)
+
+
+def partition_of(trace_id: bytes, partitions: int) -> int:
+    """The index (among the sorted partitions) kafka-python's DefaultPartitioner gives this key."""
+    return (murmur2(trace_id) & 0x7FFFFFFF) % partitions
+
+
+def messages(spans: list[dict], partitions: int | None) -> list[tuple[bytes, bytes]]:
+    """(key, OTLP TracesData) records for ``spans``: the traces of one partition together, keyed
+    by the first one's id; one record per trace while ``partitions`` is unknown (None)."""
+    traces = [(trace_id.encode(), group) for trace_id, group in spans_by_trace(spans)]
+    if partitions is None or len(traces) == 1:
+        return [(key, value) for key, group in traces for value in _encode(group)]
+    by_partition: dict[int, list[tuple[bytes, list[dict]]]] = {}
+    for key, group in traces:
+        by_partition.setdefault(partition_of(key, partitions), []).append((key, group))
+    return [(members[0][0], value) for members in by_partition.values() for value in _encode_traces([g for _, g in members])]
+
+
+def _encode_traces(traces: list[list[dict]]) -> list[bytes]:
+    """One message for whole traces, or several split between traces when one would be too large."""
+    if len(traces) == 1:
+        return _encode(traces[0])
+    value = encode_spans([span for trace in traces for span in trace])
+    if len(value) <= MAX_MESSAGE_BYTES:
+        return [value]
+    middle = len(traces) // 2
+    return _encode_traces(traces[:middle]) + _encode_traces(traces[middle:])
 
 
 def _encode(spans: list[dict]) -> list[bytes]:

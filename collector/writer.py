@@ -4,9 +4,10 @@ One consumer group reads the spans, metrics and resources topics. Records are de
 are polled; a batch is inserted when it holds ``writer_batch_size`` rows or its oldest row has
 waited ``writer_batch_ms``; offsets are committed only after the insert succeeded. A crash before
 the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
-latency and resource rows share their whole sorting key. A record that cannot be decoded is
-parked in ``dead_letters`` with its topic, partition and offset, counted, and never blocks the
-partition. After each span insert the dependency links of the traces touched are recomputed
+latency and resource rows share their whole sorting key. A span record may hold several traces
+(``docs/wire-model.md``): nothing here is per message but the dead letter. A record that cannot be
+decoded is parked whole in ``dead_letters`` with its topic, partition and offset, counted, and
+never blocks the partition. After each span insert the dependency links of the traces touched are recomputed
 (``collector.links``) from the stored spans, so links of a trace split across batches, writers or
 restarts stay exact.
 """

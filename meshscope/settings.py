@@ -30,7 +30,7 @@ class KafkaMixin(_Base):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port (any Kafka-protocol broker)."
     )
-    spans_topic: str = Field("meshscope.spans", description="Topic for spans (OTLP TracesData, keyed by trace id).")
+    spans_topic: str = Field("meshscope.spans", description="Topic for spans (OTLP TracesData of whole traces of one partition, keyed by a trace id).")
     metrics_topic: str = Field("meshscope.metrics", description="Topic for latency distributions and counters (OTLP MetricsData).")
     resources_topic: str = Field("meshscope.resources", description="Topic for CPU, memory and health samples (OTLP MetricsData).")
     consumer_group: str = Field(

@@ -31,7 +31,9 @@ Position = tuple[int, int]  # (segment, byte offset in it)
 
 
 class Spool(Generic[R]):
-    """Thread-safe: one writer side (``append``) and one reader side (``read``/``release``)."""
+    """Thread-safe: one writer side (``append``) and one reader side (``read``/``release``).
+    The lock guards the segment table and the active file; disk reads happen outside it, so a
+    sender reading a batch never holds up a request appending."""
 
     def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = Path(directory)
@@ -98,18 +100,32 @@ class Spool(Generic[R]):
             size = self.size_bytes
             if whole and size + sum(map(len, frames)) > self.max_bytes:
                 return list(range(len(frames)))
+            # one write per segment touched: a frame per write call cost as much as framing it
+            batch: list[bytes] = []
+            batch_bytes = 0
             for index, frame in enumerate(frames):
                 if size + len(frame) > self.max_bytes:
                     refused.append(index)
                     continue
-                if self._sizes[self._active] and self._sizes[self._active] + len(frame) > self.segment_bytes:
-                    self._file.flush()
+                active_bytes = self._sizes[self._active] + batch_bytes
+                if active_bytes and active_bytes + len(frame) > self.segment_bytes:
+                    self._write(batch, batch_bytes)
+                    batch, batch_bytes = [], 0
                     self._roll()
-                self._file.write(frame)
-                self._sizes[self._active] += len(frame)
+                batch.append(frame)
+                batch_bytes += len(frame)
                 size += len(frame)
-            self._file.flush()
+            self._write(batch, batch_bytes)
         return refused
+
+    def _write(self, frames: list[bytes], length: int) -> None:
+        """Write ``frames`` (``length`` bytes) to the active segment; the caller holds the lock.
+        Flushed before the size grows: a reader reads a segment up to its size, without the lock."""
+        if not frames:
+            return
+        self._file.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self._file.flush()
+        self._sizes[self._active] += length
 
     def _roll(self) -> None:
         self._file.close()
@@ -157,7 +173,16 @@ class Spool(Generic[R]):
         return out
 
     def _read_segment(self, segment: int, offset: int, end: int, limit: int) -> Iterator[tuple[int, bytes]]:
-        with open(self._path(segment), "rb") as file:
+        # Without the lock: bytes below ``end`` are flushed and never change, and a segment is only
+        # deleted by ``release`` (one file gone under us is then skipped like a released one).
+        try:
+            file = open(self._path(segment), "rb")
+        except FileNotFoundError:
+            with self._lock:
+                if segment in self._sizes:
+                    raise
+            return
+        with file:
             file.seek(offset)
             data = file.read(min(end - offset, _READ_CHUNK))
         cursor = 0

@@ -2,8 +2,9 @@
 
 Three topics (names from settings, defaults below):
 
-- spans: OTLP ``TracesData`` protobuf, one message per trace id, keyed by the trace id so that a
-  trace's spans stay in one partition and in order.
+- spans: OTLP ``TracesData`` protobuf holding one or more whole traces whose ids all map to one
+  partition, keyed by the first trace's id, so that a trace's spans stay in one partition and in
+  order (``docs/wire-model.md``; the agents send one trace per message).
 - metrics: OTLP ``MetricsData`` with, per (service, instance, version) resource and per interval,
   one exponential histogram data point of latency per key (kind, remote service, endpoint, method,
   status class, database) and sums for errors, rows and request/response bytes with the same

@@ -86,3 +86,63 @@ def test_a_huge_trace_is_split_into_messages_kafka_accepts(tmp_path):
     records = spool.read(spool.start(), 100)
     assert len(records) > 1 and all(len(value) <= MAX_MESSAGE_BYTES and key == b"a" * 32 for _, (key, value) in records)
     assert sum(len(decode_spans(value)) for _, (_, value) in records) == 1000
+
+
+def test_a_batch_spanning_segments_is_read_back_in_order(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=200)
+    records = [(f"k{n}".encode(), f"value {n}".encode() * 3) for n in range(30)]
+    spool.append_all(records[:1])
+    spool.append_all(records[1:])
+    assert len(spool.segments()) > 3 and all(spool.segment_size(s) <= 200 for s in spool.segments())
+    assert [record for _, record in spool.read(spool.start(), 100)] == records
+    spool.close()
+    reopened = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=200)
+    assert [record for _, record in reopened.read(reopened.start(), 100)] == records
+
+
+def test_traces_of_one_partition_share_a_message_that_lands_where_each_would_alone(tmp_path):
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from meshscope.wire import decode_spans
+
+    class Cluster:  # what DefaultPartitioner reads of the producer's metadata
+        def topics(self):
+            return {"spans"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+        available_partitions_for_topic = partitions_for_topic
+
+    def partition(key: bytes) -> int:
+        return DefaultPartitioner().partition("spans", key, key, None, None, Cluster())
+
+    spool = Spool(tmp_path, max_bytes=1 << 26)
+    publisher = SpanPublisher(spool, "127.0.0.1:1", "spans", "group", Metrics())  # never started: nothing is sent
+    spans = [{"traceId": f"{t:032x}", "id": f"{t * 10 + n + 1:016x}", "name": "q", "localEndpoint": {"serviceName": f"s{n}"}}
+             for t in range(1, 41) for n in range(3)]
+    publisher.publish(spans)  # partition count not learnt yet: one message per trace
+    assert len(spool.read(spool.start(), 100)) == 40
+    spool.release(spool.active_segment() + 1)
+    spool.roll((spool.active_segment(), spool.segment_size(spool.active_segment())))
+    publisher.partitions = 4
+    publisher.publish(spans)
+    records = spool.read(spool.start(), 100)[-4:]
+    assert len({partition(key) for _, (key, _) in records}) == 4
+    seen = []
+    for _, (key, value) in records:
+        decoded = decode_spans(value)
+        assert {partition(span["traceId"].encode()) for span in decoded} == {partition(key)}
+        seen += decoded
+    assert sorted((s["traceId"], s["id"]) for s in seen) == sorted((s["traceId"], s["id"]) for s in spans)
+
+
+def test_a_partition_too_large_for_one_message_is_split_between_traces(tmp_path):
+    from collector.publisher import MAX_MESSAGE_BYTES, messages
+    from meshscope.wire import decode_spans
+
+    spans = [{"traceId": f"{t:032x}", "id": f"{n + 1:016x}", "tags": {"sql": "y" * 2000}} for t in range(1, 5) for n in range(200)]
+    records = messages(spans, 1)
+    assert len(records) > 1 and all(len(value) <= MAX_MESSAGE_BYTES and key == f"{1:032x}".encode() for key, value in records)
+    traces = [{span["traceId"] for span in decode_spans(value)} for _, value in records]
+    assert sorted(trace_id for ids in traces for trace_id in ids) == sorted({s["traceId"] for s in spans})  # none split

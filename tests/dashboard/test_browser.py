@@ -58,6 +58,27 @@ def test_service(page, screenshots):
     wait_settled(driver)
 
 
+def test_service_runs_its_lazy_chunks_while_the_server_works(page, seeded_api):
+    """dashboard/assets/chunks_early.js: the table, dropdown, highlighter and figure chunks are asked
+    for once each, as soon as the page has asked for its data, not after the answer has arrived."""
+    seeded_api.slow["service_page"] = 0.5
+    try:
+        driver = page("service?service=orders")
+        wait_for(driver, "#endpoints-table td", "GET /orders/{id}")
+        wait_for(driver, "#service-red .main-svg")
+        wait_settled(driver)
+        entries = driver.execute_script("""return performance.getEntriesByType('resource')
+            .map(e => [e.name.split('?')[0].split('/').slice(-2).join('/'), e.startTime, e.responseEnd]);""")
+    finally:
+        del seeded_api.slow["service_page"]
+    chunks = [e for e in entries if "/async-" in e[0]]
+    assert sorted(name for name, _, _ in chunks) == ["dash_table/async-highlight.js", "dash_table/async-table.js",
+                                                     "dcc/async-dropdown.js", "dcc/async-graph.js"]
+    # the answer of the page's data callback, the one slowed down above (times in ms)
+    answered = min(end for name, start, end in entries if name.endswith("_dash-update-component") and end - start > 400)
+    assert all(start < answered for _, start, _ in chunks)
+
+
 def test_service_shows_a_backend_error_plainly(page, seeded_api):
     seeded_api.broken.add("series")
     try:

@@ -107,8 +107,15 @@ class Collector:
             retain_until_committed=settings.spool_retain_until_committed,
         ).start()
         self.writer = Writer(settings, self.client, self.metrics).start() if settings.run_writer else None
-        self.app = create_app(settings, self.publisher, lambda: self.client, self.metrics)
-        self._to_stop = mount_optional_parts(self.app, settings, lambda: self.client)
+        self._to_stop: list = []
+        try:
+            self.app = create_app(settings, self.publisher, lambda: self.client, self.metrics)
+            self._to_stop = mount_optional_parts(self.app, settings, lambda: self.client)
+        except BaseException:
+            # e.g. a broken rule file: stop the Kafka threads first, so that the error is the last
+            # thing the operator reads, not their retries
+            self.close()
+            raise
 
     def close(self) -> None:
         for part in self._to_stop:

@@ -92,12 +92,27 @@ def mount_optional_parts(app: FastAPI, settings: ServerSettings, clickhouse) -> 
     return to_stop
 
 
+def check_alert_rules(settings: ServerSettings) -> None:
+    """Read the rule file before anything else starts, so that a broken one stops `serve` at once
+    (the scheduler reads it again when it starts)."""
+    rules = _optional("analysis.alerts.rules") if settings.alert_rules else None
+    if rules is None:
+        return
+    from analysis.errors import RuleError
+
+    try:
+        rules.load_rules(settings.alert_rules)
+    except RuleError as exc:
+        raise SettingsError(f"MESHSCOPE_ALERT_RULES: {exc}") from None
+
+
 class Collector:
     """Everything `serve` runs, built from settings; ``close()`` stops it (idempotent)."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        check_alert_rules(settings)
         self.client = connect(settings.clickhouse_url)
         migrations.apply(self.client, settings.clickhouse_database, settings.retention_days)
         ensure_topics(settings)

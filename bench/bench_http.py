@@ -10,15 +10,19 @@ to a tansu broker started here. Measured:
 - added latency p50 and p99 at a fixed request rate on keep-alive connections (an open-loop
   asyncio client: each of 10 connections sends on a fixed schedule, latency is measured from the
   scheduled send time, so queueing is not hidden);
-- agent CPU seconds per 1,000 requests during the fixed-rate run (psutil on the agent process);
+- agent CPU seconds per 1,000 requests (psutil on the agent process) at saturation, during the
+  wrk run: the condition under which the issue's floor figure (a bare uvloop proxy with httptools,
+  ~0.014) is reproduced here; and, printed above the last line, at the fixed rate, where every
+  request wakes an idle process and costs more (no batching of events);
 - agent RSS after the runs;
 - for reference, in the same run: the same agent with a plain TCP listener (no HTTP parsing), and
   the floor for a Python sidecar, ``bench/bare_proxy.py --httptools`` (a bare uvloop proxy that
-  feeds httptools, no telemetry, no threads): its saturation throughput and CPU per 1,000
-  requests at the fixed rate, and the agent's CPU as a multiple of it.
+  feeds httptools, no telemetry, no threads): its throughput and CPU per 1,000 requests in both
+  conditions, and the agent's CPU as a multiple of it.
 
 Prints figures, then a last line
-``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N cpu_vs_floor=N``.
+``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N
+cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N`` (cpu_per_1000rps and the floor at saturation).
 Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
 """
 
@@ -69,7 +73,10 @@ def start_nginx(root: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     (root / "www").mkdir(parents=True)
     (root / "www" / "1k.bin").write_bytes(os.urandom(1024))
-    root.chmod(0o755)
+    # nginx's workers run as nobody when started by root: every directory down to the file must
+    # be readable by them, or each request is a 403 and the benchmark measures error pages
+    for directory in (root.parent, root, root / "www"):
+        directory.chmod(0o755)
     (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     process = subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)], start_new_session=True,
@@ -105,7 +112,19 @@ def wrk(port: int, seconds: float, connections: int = 32) -> float:
         ["wrk", "-t1", f"-c{connections}", f"-d{max(int(round(seconds)), 1)}s", f"http://127.0.0.1:{port}{PATH}"],
         capture_output=True, text=True, check=True,
     ).stdout
+    if "Non-2xx" in output:
+        raise SystemExit(f"bench_http: wrk got error responses through port {port}:\n{output}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def wrk_with_cpu(process: subprocess.Popen, port: int, seconds: float) -> tuple[float, float]:
+    """Requests per second at saturation and the process's CPU seconds per 1,000 requests."""
+    proc = psutil.Process(process.pid)
+    before = sum(proc.cpu_times()[:2])
+    started = time.monotonic()
+    rps = wrk(port, seconds)
+    cpu = sum(proc.cpu_times()[:2]) - before
+    return rps, cpu / (rps * (time.monotonic() - started)) * 1000
 
 
 class _Client(asyncio.Protocol):
@@ -143,6 +162,9 @@ def response_size(port: int) -> int:
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
+    status_line = data.partition(b"\r\n")[0].decode(errors="replace")
+    if not status_line.startswith("HTTP/1.1 200 "):
+        raise SystemExit(f"bench_http: nginx did not serve {PATH}: {status_line}")
     # the benchmark's requests are keep-alive: same response without "Connection: close"
     return len(data) - len(b"Connection: close\r\n")
 
@@ -223,10 +245,15 @@ def main() -> int:
         wrk(agent_port, 1)
         wrk(floor_port, 1)
         direct_rps = wrk(nginx_port, args.wrk_seconds)
-        agent_rps = wrk(agent_port, args.wrk_seconds)
-        floor_rps = wrk(floor_port, args.wrk_seconds)
-        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}): direct {direct_rps:,.0f} req/s, "
-              f"through agent {agent_rps:,.0f} req/s, through the floor proxy {floor_rps:,.0f} req/s")
+        agent_rps, cpu_per_1000 = wrk_with_cpu(agent, agent_port, args.wrk_seconds)
+        tcp_rps, tcp_per_1000 = wrk_with_cpu(tcp_agent, tcp_port, args.wrk_seconds)
+        floor_rps, floor_per_1000 = wrk_with_cpu(floor, floor_port, args.wrk_seconds)
+        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}), req/s and CPU-seconds per 1,000 requests:")
+        print(f"  direct                                   {direct_rps:9,.0f}")
+        print(f"  through the agent                        {agent_rps:9,.0f}  {cpu_per_1000:.4f}")
+        print(f"  the agent as a plain TCP proxy (no HTTP) {tcp_rps:9,.0f}  {tcp_per_1000:.4f}")
+        print(f"  floor, bench/bare_proxy.py --httptools   {floor_rps:9,.0f}  {floor_per_1000:.4f}"
+              f"  (agent = {cpu_per_1000 / floor_per_1000:.2f} x floor)")
 
         # let the agent finish what the saturation run left (its interval flush and span export)
         # so the fixed-rate run measures the steady state, not the aftermath of a storm
@@ -240,22 +267,23 @@ def main() -> int:
         rss_mb = agent_process.memory_info().rss / 1e6
         tcp_p50, tcp_p99, tcp_count, tcp_cpu = measure_with_cpu(tcp_agent, tcp_port, args.rate, args.rate_seconds, size)
         floor_p50, floor_p99, floor_count, floor_cpu = measure_with_cpu(floor, floor_port, args.rate, args.rate_seconds, size)
-        cpu_per_1000 = cpu / count * 1000
-        floor_per_1000 = floor_cpu / floor_count * 1000
+        fixed_per_1000 = cpu / count * 1000
+        fixed_floor_per_1000 = floor_cpu / floor_count * 1000
         print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
         print(f"  direct        p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
         print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
-        print(f"agent CPU {cpu:.2f} s over {elapsed:.1f} s = {cpu_per_1000:.4f} CPU-seconds per 1,000 requests "
+        print(f"  agent CPU {cpu:.2f} s over {elapsed:.1f} s = {fixed_per_1000:.4f} CPU-seconds per 1,000 requests "
               f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
-        print(f"the same agent with a plain TCP listener (no HTTP parsing): {tcp_cpu / tcp_count * 1000:.4f} CPU-seconds per 1,000 requests, "
+        print(f"  the agent as a plain TCP proxy: {tcp_cpu / tcp_count * 1000:.4f} CPU-seconds per 1,000 requests, "
               f"p50 {tcp_p50:.3f} ms p99 {tcp_p99:.3f} ms")
-        print(f"floor, bench/bare_proxy.py --httptools: {floor_per_1000:.4f} CPU-seconds per 1,000 requests, "
-              f"p50 {floor_p50:.3f} ms p99 {floor_p99:.3f} ms; agent = {cpu_per_1000 / floor_per_1000:.2f} x floor")
+        print(f"  floor: {fixed_floor_per_1000:.4f} CPU-seconds per 1,000 requests, p50 {floor_p50:.3f} ms "
+              f"p99 {floor_p99:.3f} ms; agent = {fixed_per_1000 / fixed_floor_per_1000:.2f} x floor")
         print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f} "
-            f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f}"
+            f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f} "
+            f"fixed_rate_cpu_per_1000rps={fixed_per_1000:.4f}"
         )
         return 0
     finally:

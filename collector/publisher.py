@@ -19,20 +19,16 @@ import logging
 import threading
 
 from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2
 
 from collector.metrics import Metrics
 from collector.spool import Spool
 from meshscope.retention import Retention
-from meshscope.wire import encode_spans, spans_by_trace
+from meshscope.wire import MAX_SPAN_MESSAGE_BYTES as MAX_MESSAGE_BYTES  # noqa: F401 (the collector's name for it)
+from meshscope.wire import span_messages
 
 logger = logging.getLogger(__name__)
 
 _READ_BATCH = 5000
-# Kafka's default message.max.bytes is 1 MB: a partition's traces that encode larger go in several
-# messages, split between traces, and a trace larger alone between its spans (same key, so same
-# partition and order).
-MAX_MESSAGE_BYTES = 900_000
 
 
 class SpanPublisher:
@@ -156,38 +152,6 @@ class SpanPublisher:
         return len(futures)
 
 
-def partition_of(trace_id: bytes, partitions: int) -> int:
-    """The index (among the sorted partitions) kafka-python's DefaultPartitioner gives this key."""
-    return (murmur2(trace_id) & 0x7FFFFFFF) % partitions
-
-
 def messages(spans: list[dict], partitions: int | None) -> list[tuple[bytes, bytes]]:
-    """(key, OTLP TracesData) records for ``spans``: the traces of one partition together, keyed
-    by the first one's id; one record per trace while ``partitions`` is unknown (None)."""
-    traces = [(trace_id.encode(), group) for trace_id, group in spans_by_trace(spans)]
-    if partitions is None or len(traces) == 1:
-        return [(key, value) for key, group in traces for value in _encode(group)]
-    by_partition: dict[int, list[tuple[bytes, list[dict]]]] = {}
-    for key, group in traces:
-        by_partition.setdefault(partition_of(key, partitions), []).append((key, group))
-    return [(members[0][0], value) for members in by_partition.values() for value in _encode_traces([g for _, g in members])]
-
-
-def _encode_traces(traces: list[list[dict]]) -> list[bytes]:
-    """One message for whole traces, or several split between traces when one would be too large."""
-    if len(traces) == 1:
-        return _encode(traces[0])
-    value = encode_spans([span for trace in traces for span in trace])
-    if len(value) <= MAX_MESSAGE_BYTES:
-        return [value]
-    middle = len(traces) // 2
-    return _encode_traces(traces[:middle]) + _encode_traces(traces[middle:])
-
-
-def _encode(spans: list[dict]) -> list[bytes]:
-    """One message for the spans of a trace, or several when one would be too large."""
-    value = encode_spans(spans)
-    if len(value) <= MAX_MESSAGE_BYTES or len(spans) == 1:
-        return [value]
-    middle = len(spans) // 2
-    return _encode(spans[:middle]) + _encode(spans[middle:])
+    """(key, OTLP TracesData) spool records for ``spans`` (``meshscope.wire.span_messages``)."""
+    return [(key, value) for key, value, _ in span_messages(spans, partitions)]

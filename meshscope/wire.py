@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from kafka.partitioner.default import murmur2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -245,11 +246,61 @@ def encode_spans(spans: Iterable[dict]) -> bytes:
 
 
 def spans_by_trace(spans: Iterable[dict]) -> Iterator[tuple[str, list[dict]]]:
-    """Group spans by trace id: each group becomes one Kafka message keyed by that id."""
+    """Group spans by trace id (the key of the Kafka messages that carry them)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for span in spans:
         groups[span["traceId"].lower()].append(span)
     return iter(groups.items())
+
+
+# Kafka's default message.max.bytes is 1 MB: a partition's traces that encode larger go in several
+# messages, split between traces, and a trace larger alone between its spans (same key, so same
+# partition and order).
+MAX_SPAN_MESSAGE_BYTES = 900_000
+
+
+def partition_of(trace_id: bytes, partitions: int) -> int:
+    """The index (among the sorted partitions) kafka-python's DefaultPartitioner gives this key."""
+    return (murmur2(trace_id) & 0x7FFFFFFF) % partitions
+
+
+def span_messages(spans: list[dict], partitions: int | None) -> list[tuple[bytes, bytes, int]]:
+    """(key, OTLP TracesData, span count) Kafka records for ``spans``, by the collector and the
+    agents alike: the traces that map to one partition go together, keyed by the first one's id,
+    so every trace lands in the partition it would alone with one record per partition instead of
+    per trace; one record per trace while ``partitions`` is unknown (None)."""
+    traces = [(trace_id.encode(), group) for trace_id, group in spans_by_trace(spans)]
+    if partitions is None or len(traces) == 1:
+        return [(key, value, count) for key, group in traces for value, count in _encode_trace(group)]
+    by_partition: dict[int, list[tuple[bytes, list[dict]]]] = {}
+    for key, group in traces:
+        by_partition.setdefault(partition_of(key, partitions), []).append((key, group))
+    return [
+        (members[0][0], value, count)
+        for members in by_partition.values()
+        for value, count in _encode_traces([group for _, group in members])
+    ]
+
+
+def _encode_traces(traces: list[list[dict]]) -> list[tuple[bytes, int]]:
+    """One message for whole traces, or several split between traces when one would be too large."""
+    if len(traces) == 1:
+        return _encode_trace(traces[0])
+    spans = [span for trace in traces for span in trace]
+    value = encode_spans(spans)
+    if len(value) <= MAX_SPAN_MESSAGE_BYTES:
+        return [(value, len(spans))]
+    middle = len(traces) // 2
+    return _encode_traces(traces[:middle]) + _encode_traces(traces[middle:])
+
+
+def _encode_trace(spans: list[dict]) -> list[tuple[bytes, int]]:
+    """One message for the spans of a trace, or several when one would be too large."""
+    value = encode_spans(spans)
+    if len(value) <= MAX_SPAN_MESSAGE_BYTES or len(spans) == 1:
+        return [(value, len(spans))]
+    middle = len(spans) // 2
+    return _encode_trace(spans[:middle]) + _encode_trace(spans[middle:])
 
 
 def decode_spans(payload: bytes) -> list[dict]:

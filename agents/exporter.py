@@ -1,7 +1,9 @@
 """The exporter thread: encodes what the ``Recorder`` collected and publishes it to Kafka.
 
-Never awaited by the proxy. Every ``flush_interval_s`` it takes finished spans (one message per
-trace id, keyed by it, to the spans topic), closed metric intervals (keyed by service, to the
+Never awaited by the proxy. Every ``flush_interval_s`` it takes finished spans (to the spans topic,
+one message per partition with the whole traces that map to it, keyed by the first one's id, as
+the collector does: ``meshscope.wire.span_messages``; one per trace until the producer knows the
+topic's partition count), closed metric intervals (keyed by service, to the
 metrics topic) and resource samples (keyed by service, to the resources topic), appends them to
 the on-disk spool and sends the spool, oldest first, while the broker answers (after a failure,
 again every ``retry_interval_s``). Spooled messages are kept until the writers' consumer group
@@ -22,7 +24,7 @@ from typing import Protocol
 from agents.spool import Message, Spool
 from agents.telemetry import Recorder
 from meshscope.retention import Retention
-from meshscope.wire import encode_latency, encode_resources, encode_spans, spans_by_trace
+from meshscope.wire import encode_latency, encode_resources, span_messages
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ class Publisher(Protocol):
         """Deliver in order; return the messages that were not acknowledged. Sets ``partition``
         and ``offset`` of those acknowledged when the transport knows them."""
 
+    def partitions(self, topic: str) -> int | None:
+        """The topic's partition count once known (spans are then grouped per partition)."""
+
     def close(self) -> None: ...
 
 
@@ -48,6 +53,7 @@ class KafkaPublisher:
         self.send_timeout_s = send_timeout_s
         self.client_id = client_id
         self._producer = None
+        self._partitions: dict[str, int] = {}  # learnt from the producer's metadata after a send
 
     def _get_producer(self):
         if self._producer is None:
@@ -98,6 +104,8 @@ class KafkaPublisher:
         for message, future in zip(messages, futures):
             if future.is_done and future.succeeded():
                 message.partition, message.offset = future.value.partition, future.value.offset
+                if message.topic not in self._partitions:
+                    self._partitions[message.topic] = len(producer.partitions_for(message.topic))  # known: it was sent
             else:
                 failed.append(message)
         if failed:
@@ -107,7 +115,11 @@ class KafkaPublisher:
             self.close(timeout=0)
         return failed
 
+    def partitions(self, topic: str) -> int | None:
+        return self._partitions.get(topic)
+
     def close(self, timeout: float = 1.0) -> None:
+        self._partitions.clear()  # the next producer learns them again (a restarted broker may differ)
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -190,8 +202,10 @@ class Exporter:
         recorder = self.recorder
         messages: list[Message] = []
         spans = recorder.take_spans()
-        for trace_id, group in spans_by_trace(spans):
-            messages.append(Message(self.spans_topic, trace_id.encode(), encode_spans(group), len(group)))
+        if spans:
+            partitions = self.publisher.partitions(self.spans_topic)
+            for key, value, count in span_messages(spans, partitions):
+                messages.append(Message(self.spans_topic, key, value, count))
         records = recorder.take_closed()
         key = recorder.service.encode()
         for start in range(0, len(records), RECORDS_PER_MESSAGE):

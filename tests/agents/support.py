@@ -38,6 +38,9 @@ class MemoryPublisher:
             self.messages.extend(messages)
         return []
 
+    def partitions(self, topic):
+        return None  # unknown: one message per trace, as before a real producer learns the count
+
     def close(self) -> None:
         pass
 

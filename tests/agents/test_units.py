@@ -275,3 +275,33 @@ def test_new_traces_come_drawn_in_batches_with_their_header_lines():
         assert tracecontext._is_hex(trace_id, 32) and tracecontext._is_hex(span_id, 16)
         assert sampled_headers == tracecontext.headers_for(trace_id, span_id, "", True, False, both)
         assert unsampled_headers == tracecontext.headers_for(trace_id, span_id, "", False, False, both)
+
+
+def test_exporter_sends_spans_as_one_message_per_partition_once_the_count_is_known(tmp_path):
+    from agents.exporter import Exporter
+    from meshscope.wire import decode_spans, partition_of
+    from tests.agents.support import MemoryPublisher
+
+    class FourPartitions(MemoryPublisher):
+        def partitions(self, topic):
+            return 4
+
+    def spans(count: int) -> list[dict]:
+        return [{"traceId": f"{i + 1:032x}", "id": f"{i + 1:016x}", "name": "get /", "timestamp": 1, "duration": 2,
+                 "localEndpoint": {"serviceName": "svc"}} for i in range(count)]
+
+    for publisher, expected_messages in ((MemoryPublisher(), 60), (FourPartitions(), 4)):
+        recorder = Recorder("svc", "i1", "v1")
+        spool = Spool(tmp_path / type(publisher).__name__, 10_000_000)
+        exporter = Exporter(recorder, publisher, spool, spans_topic="spans", metrics_topic="m", resources_topic="r")
+        for span in spans(60):
+            recorder.emit_span(span)
+        exporter.flush_once(final=True)
+        sent = [m for m in publisher.messages if m.topic == "spans"]
+        assert len(sent) == expected_messages
+        received = [span for message in sent for span in decode_spans(message.value)]
+        assert sorted(s["traceId"] for s in received) == sorted(s["traceId"] for s in spans(60))
+        assert sum(message.items for message in sent) == 60
+        for message in sent:  # every trace in the partition its own id maps to
+            assert {partition_of(s["traceId"].encode(), 4) for s in decode_spans(message.value)} == {partition_of(message.key, 4)}
+        exporter.stop()

@@ -14,7 +14,9 @@ alternate; measured:
 - agent RSS after the runs;
 - the statements the agent published to Kafka, against the queries sysbench reports;
 - with ``--tcp-baseline``: the same agent with a plain /tcp listener; with ``--bare-baseline``: the
-  floor for a Python proxy, ``bench/bare_proxy.py`` (bare uvloop, no parsing, no telemetry).
+  floor for a Python proxy, ``bench/bare_proxy.py`` (bare uvloop, no parsing, no telemetry); with
+  ``--haproxy-baseline``: Debian's haproxy in TCP mode on one thread, a C proxy that does nothing
+  but forward, to show what any proxy in the path costs on this machine.
 
 Prints figures, then a last line ``tps_ratio=N added_p95_ms=N cpu_per_1000qps=N rss_mb=N`` (the
 worst of the two workloads for each). Needs MariaDB on --mysql-host/--mysql-port (root, no
@@ -71,6 +73,33 @@ def start_agent(mysql_host: str, mysql_port: int, bootstrap: str, work: Path, pr
     return process, port
 
 
+HAPROXY_CONFIG = """
+global
+    nbthread 1
+    maxconn 1000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen mysql
+    bind 127.0.0.1:{port}
+    server db {host}:{upstream_port}
+"""
+
+
+def start_haproxy(host: str, upstream_port: int, work: Path) -> tuple[subprocess.Popen, int]:
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(binary).exists():
+        raise SystemExit("bench_mysql: haproxy not found (apt-get install haproxy, or make system-deps)")
+    port = free_port()
+    config = work / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(port=port, host=host, upstream_port=upstream_port))
+    process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port("127.0.0.1", port)
+    return process, port
+
+
 def published_statements(bootstrap: str) -> int:
     """sql.client statements in the latency records the agent published (count of every sketch)."""
     from kafka import KafkaConsumer, TopicPartition
@@ -103,6 +132,8 @@ def main() -> int:
                         help="also run through an agent whose listener is plain /tcp (the proxy's own cost)")
     parser.add_argument("--bare-baseline", action="store_true",
                         help="also run through bench/bare_proxy.py, a bare uvloop proxy (the floor for Python)")
+    parser.add_argument("--haproxy-baseline", action="store_true",
+                        help="also run through Debian's haproxy (TCP mode, one thread): what any proxy costs here")
     parser.add_argument("--sample-rate", default=None, help="the agent's --sample-rate (default: its own default)")
     args = parser.parse_args()
     if not shutil.which("sysbench"):
@@ -127,6 +158,7 @@ def main() -> int:
         bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
                                  f"{args.mysql_host}:{args.mysql_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", bare_port)
+    haproxy, haproxy_port = start_haproxy(args.mysql_host, args.mysql_port, work) if args.haproxy_baseline else (None, 0)
     agent_process = psutil.Process(agent.pid)
     results: dict[str, dict[str, float]] = {}
     sysbench_queries = 0
@@ -134,7 +166,8 @@ def main() -> int:
         run_workload(args.mysql_host, args.mysql_port, "oltp_point_select", 1, args.threads)  # warm-up
         sysbench_queries += run_workload("127.0.0.1", agent_port, "oltp_point_select", 1, args.threads)["queries"]
         for workload in WORKLOADS:
-            direct_runs, agent_runs, tcp_runs, bare_runs, cpu_seconds, agent_seconds = [], [], [], [], 0.0, 0.0
+            direct_runs, agent_runs, tcp_runs, bare_runs, haproxy_runs = [], [], [], [], []
+            cpu_seconds = agent_seconds = 0.0
             for _ in range(args.rounds):
                 direct_runs.append(run_workload(args.mysql_host, args.mysql_port, workload, args.seconds, args.threads))
                 before = agent_process.cpu_times()
@@ -148,6 +181,8 @@ def main() -> int:
                     tcp_runs.append(run_workload("127.0.0.1", tcp_port, workload, args.seconds, args.threads))
                 if bare is not None:
                     bare_runs.append(run_workload("127.0.0.1", bare_port, workload, args.seconds, args.threads))
+                if haproxy is not None:
+                    haproxy_runs.append(run_workload("127.0.0.1", haproxy_port, workload, args.seconds, args.threads))
             direct = {k: sum(r[k] for r in direct_runs) / len(direct_runs) for k in direct_runs[0]}
             if tcp_runs:
                 tcp_tps = sum(r["tps"] for r in tcp_runs) / len(tcp_runs)
@@ -155,6 +190,10 @@ def main() -> int:
             if bare_runs:
                 bare_tps = sum(r["tps"] for r in bare_runs) / len(bare_runs)
                 print(f"{workload} through bench/bare_proxy.py (the floor): {bare_tps:,.0f} tps, ratio {bare_tps / direct['tps']:.3f}")
+            if haproxy_runs:
+                haproxy_tps = sum(r["tps"] for r in haproxy_runs) / len(haproxy_runs)
+                print(f"{workload} through haproxy (C, TCP mode, one thread): {haproxy_tps:,.0f} tps, "
+                      f"ratio {haproxy_tps / direct['tps']:.3f}")
             through = {k: sum(r[k] for r in agent_runs) / len(agent_runs) for k in agent_runs[0]}
             cpu_per_second = cpu_seconds / agent_seconds
             results[workload] = {
@@ -169,7 +208,7 @@ def main() -> int:
                   f"= {results[workload]['cpu_per_1000qps']:.3f} CPU-s/s per 1,000 statements/s")
         rss_mb = agent_process.memory_info().rss / 2**20
     finally:
-        for process in (agent, tcp_agent, bare):
+        for process in (agent, tcp_agent, bare, haproxy):
             if process is None:
                 continue
             process.send_signal(signal.SIGTERM)

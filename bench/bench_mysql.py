@@ -147,6 +147,8 @@ def main() -> int:
     sysbench(args.mysql_host, args.mysql_port, "oltp_read_only", "prepare")
 
     work = Path(tempfile.mkdtemp(prefix="bench-mysql-"))
+    # first: a missing haproxy stops the run before anything else was started
+    haproxy, haproxy_port = start_haproxy(args.mysql_host, args.mysql_port, work) if args.haproxy_baseline else (None, 0)
     broker = TansuBroker(log_path=work / "tansu.log").start()
     extra = ("--sample-rate", args.sample_rate) if args.sample_rate is not None else ()
     agent, agent_port = start_agent(args.mysql_host, args.mysql_port, broker.bootstrap, work, extra=extra)
@@ -158,7 +160,6 @@ def main() -> int:
         bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
                                  f"{args.mysql_host}:{args.mysql_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", bare_port)
-    haproxy, haproxy_port = start_haproxy(args.mysql_host, args.mysql_port, work) if args.haproxy_baseline else (None, 0)
     agent_process = psutil.Process(agent.pid)
     results: dict[str, dict[str, float]] = {}
     sysbench_queries = 0

@@ -4,7 +4,9 @@ written and queryable. The clock starts once the writer has joined its consumer 
 
     .venv/bin/python bench/bench_ingest.py [--spans 200000] [--clients 4]
 
-Prints its figures, then as the last line ``spans_per_s=N``.
+Prints its figures, then as the last line ``spans_per_s=N``. ``serve_cpu_us_per_span`` (the serve
+process's CPU time over the same clock, per span) moves little when other work shares the machine,
+unlike the rate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -103,6 +106,8 @@ def main() -> int:
                             if response.status_code != 202:
                                 failures.append(response.status_code)
 
+                serve_process = psutil.Process(server.pid)
+                cpu_before = serve_process.cpu_times()
                 started = time.perf_counter()
                 threads = [threading.Thread(target=sender) for _ in range(args.clients)]
                 for thread in threads:
@@ -122,6 +127,7 @@ def main() -> int:
                 while client.get(f"/api/v2/trace/{last}").status_code != 200:
                     time.sleep(0.05)
                 queryable_at = time.perf_counter()
+                cpu_after = serve_process.cpu_times()
         finally:
             server.terminate()
             server.wait(30)
@@ -129,6 +135,9 @@ def main() -> int:
     print(f"spans={total} requests={len(bodies)} spans_per_request={SPANS_PER_REQUEST} clients={args.clients}")
     print(f"writer_joined_group_in_s={joined_in_s:.2f} (before the clock started)")
     print(f"accepted_in_s={accepted_at - started:.2f} accept_spans_per_s={total / (accepted_at - started):.0f}")
+    serve_cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    print(f"serve_cpu_s={serve_cpu_s:.2f} serve_cpu_us_per_span={serve_cpu_s / total * 1e6:.1f} "
+          f"serve_cpu_percent={100 * serve_cpu_s / elapsed:.0f}")
     print(f"written_in_s={written_at - started:.2f} queryable_in_s={elapsed:.2f}")
     print(f"spans_per_s={total / elapsed:.0f}")
     return 0

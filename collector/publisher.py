@@ -21,10 +21,11 @@ import threading
 from kafka import KafkaProducer
 
 from collector.metrics import Metrics
+from collector.recent import RecentSpanMessages
 from collector.spool import Spool
 from meshscope.retention import Retention
 from meshscope.wire import MAX_SPAN_MESSAGE_BYTES as MAX_MESSAGE_BYTES  # noqa: F401 (the collector's name for it)
-from meshscope.wire import span_messages
+from meshscope.wire import span_message_groups, span_messages
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class SpanPublisher:
         consumer_group: str,
         metrics: Metrics,
         retain_until_committed: bool = True,
+        recent: RecentSpanMessages | None = None,
     ) -> None:
         self.spool = spool
         self.bootstrap = bootstrap
@@ -47,6 +49,7 @@ class SpanPublisher:
         self.consumer_group = consumer_group
         self.metrics = metrics
         self.retain_until_committed = retain_until_committed
+        self.recent = recent  # for the writer thread of this process: the spans of what is spooled
         self.kafka_ok = False
         self._producer: KafkaProducer | None = None
         # the topic's partition count, learnt by the sender thread; read by the request side
@@ -63,7 +66,12 @@ class SpanPublisher:
 
     def publish(self, spans: list[dict]) -> None:
         """Spool ``spans`` as one message per partition; raises SpoolFullError (nothing spooled)."""
-        self.spool.append_all(messages(spans, self.partitions))
+        groups = span_message_groups(spans, self.partitions)
+        self.spool.append_all([(key, value) for key, value, _ in groups])
+        if self.recent is not None:
+            # after the append: were a message consumed before it is remembered, it would decode
+            for _, value, group in groups:
+                self.recent.remember(value, group)
         if not self.kafka_ok:
             self.metrics.inc("meshscope_spans_spooled_total", len(spans))
         self._wake.set()

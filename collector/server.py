@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI
 from collector.app import _require_token, create_app
 from collector.metrics import Metrics
 from collector.publisher import SpanPublisher
+from collector.recent import RecentSpanMessages
 from collector.spool import Spool
 from collector.topics import ensure_topics
 from collector.writer import Writer, tune_gc
@@ -117,11 +118,13 @@ class Collector:
         migrations.apply(self.client, settings.clickhouse_database, settings.retention_days)
         ensure_topics(settings)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        # the writer thread takes back the spans this process spooled instead of decoding them
+        recent = RecentSpanMessages() if settings.run_writer else None
         self.publisher = SpanPublisher(
             self.spool, settings.kafka_bootstrap, settings.spans_topic, settings.consumer_group, self.metrics,
-            retain_until_committed=settings.spool_retain_until_committed,
+            retain_until_committed=settings.spool_retain_until_committed, recent=recent,
         ).start()
-        self.writer = Writer(settings, self.client, self.metrics).start() if settings.run_writer else None
+        self.writer = Writer(settings, self.client, self.metrics, recent).start() if settings.run_writer else None
         self._to_stop: list = []
         try:
             self.app = create_app(settings, self.publisher, lambda: self.client, self.metrics)

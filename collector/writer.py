@@ -9,7 +9,8 @@ latency and resource rows share their whole sorting key. A span record may hold 
 decoded is parked whole in ``dead_letters`` with its topic, partition and offset, counted, and
 never blocks the partition. After each span insert the dependency links of the traces touched are recomputed
 (``collector.links``) from the stored spans, so links of a trace split across batches, writers or
-restarts stay exact.
+restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
+``collector.recent`` instead of being decoded again (the same spans decoding would give).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kafka.errors import CommitFailedError
 
 from collector.links import LinkSpan, aggregate, trace_links
 from collector.metrics import Metrics
+from collector.recent import RecentSpanMessages
 from meshscope.settings import WriterMixin
 from meshscope.wire import WireError, decode_latency, decode_resources, decode_spans
 from storage import zipkin_queries
@@ -61,8 +63,9 @@ class _Batch:
 class Writer:
     """``start()`` runs it in a thread; ``close()`` stops it (idempotent)."""
 
-    def __init__(self, settings: WriterMixin, client, metrics: Metrics) -> None:
+    def __init__(self, settings: WriterMixin, client, metrics: Metrics, recent: RecentSpanMessages | None = None) -> None:
         self.settings = settings
+        self.recent = recent  # span messages this process spooled: their spans need no decoding
         self.client = client
         self.database = settings.clickhouse_database
         self.metrics = metrics
@@ -151,7 +154,9 @@ class Writer:
         try:
             if decode is None:
                 raise WireError(f"unexpected topic {record.topic}")
-            items = decode(record.value or b"")
+            value = record.value or b""
+            taken = self.recent.take(value) if self.recent is not None and decode is decode_spans else None
+            items = taken if taken is not None else decode(value)
             if decode is decode_spans:
                 batch.spans.extend(items)
                 received_us = record.timestamp * 1000 if record.timestamp and record.timestamp > 0 else time.time_ns() // 1000

@@ -71,6 +71,7 @@ _OTEL_REMOTE_FALLBACKS = (
     ("ipv4", ("net.peer.ip", "server.address", "network.peer.address")),
     ("port", ("net.peer.port", "server.port", "network.peer.port")),
 )
+_OTEL_REMOTE_TAGS = frozenset(tag for _, candidates in _OTEL_REMOTE_FALLBACKS for tag in candidates)
 
 
 class WireError(ValueError):
@@ -269,38 +270,56 @@ def span_messages(spans: list[dict], partitions: int | None) -> list[tuple[bytes
     agents alike: the traces that map to one partition go together, keyed by the first one's id,
     so every trace lands in the partition it would alone with one record per partition instead of
     per trace; one record per trace while ``partitions`` is unknown (None)."""
+    return [(key, value, len(group)) for key, value, group in span_message_groups(spans, partitions)]
+
+
+def span_message_groups(spans: list[dict], partitions: int | None) -> list[tuple[bytes, bytes, list[dict]]]:
+    """``span_messages`` with each record's spans instead of their count."""
     traces = [(trace_id.encode(), group) for trace_id, group in spans_by_trace(spans)]
     if partitions is None or len(traces) == 1:
-        return [(key, value, count) for key, group in traces for value, count in _encode_trace(group)]
+        return [(key, value, encoded) for key, group in traces for value, encoded in _encode_trace(group)]
     by_partition: dict[int, list[tuple[bytes, list[dict]]]] = {}
     for key, group in traces:
         by_partition.setdefault(partition_of(key, partitions), []).append((key, group))
     return [
-        (members[0][0], value, count)
+        (members[0][0], value, encoded)
         for members in by_partition.values()
-        for value, count in _encode_traces([group for _, group in members])
+        for value, encoded in _encode_traces([group for _, group in members])
     ]
 
 
-def _encode_traces(traces: list[list[dict]]) -> list[tuple[bytes, int]]:
+def _encode_traces(traces: list[list[dict]]) -> list[tuple[bytes, list[dict]]]:
     """One message for whole traces, or several split between traces when one would be too large."""
     if len(traces) == 1:
         return _encode_trace(traces[0])
     spans = [span for trace in traces for span in trace]
     value = encode_spans(spans)
     if len(value) <= MAX_SPAN_MESSAGE_BYTES:
-        return [(value, len(spans))]
+        return [(value, spans)]
     middle = len(traces) // 2
     return _encode_traces(traces[:middle]) + _encode_traces(traces[middle:])
 
 
-def _encode_trace(spans: list[dict]) -> list[tuple[bytes, int]]:
+def _encode_trace(spans: list[dict]) -> list[tuple[bytes, list[dict]]]:
     """One message for the spans of a trace, or several when one would be too large."""
     value = encode_spans(spans)
     if len(value) <= MAX_SPAN_MESSAGE_BYTES or len(spans) == 1:
-        return [(value, len(spans))]
+        return [(value, spans)]
     middle = len(spans) // 2
     return _encode_trace(spans[:middle]) + _encode_trace(spans[middle:])
+
+
+def round_trips(span: dict) -> bool:
+    """True when ``decode_spans`` gives back this span (in Zipkin's normalized form) equal to itself
+    from what ``encode_spans`` made of it. Two mappings break the round trip: tags under the
+    reserved ``zipkin.`` prefix are read back as Zipkin fields, and a span without remote endpoint
+    whose tags name one the OpenTelemetry way (_OTEL_REMOTE_FALLBACKS) gets it from them."""
+    tags = span.get("tags")
+    if not tags:
+        return True
+    if "remoteEndpoint" not in span and not _OTEL_REMOTE_TAGS.isdisjoint(tags):
+        return False
+    return not any(key.startswith("zipkin.") for key in tags)
 
 
 def decode_spans(payload: bytes) -> list[dict]:

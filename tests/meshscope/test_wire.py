@@ -48,6 +48,46 @@ def test_every_optional_field_and_edge_case_round_trips():
     assert canonical(wire.decode_spans(wire.encode_spans(spans))) == canonical(spans)
 
 
+# spans in Zipkin's normalized form that decode_spans does not give back unchanged
+NOT_ROUND_TRIPPING = [
+    {"traceId": "1" * 32, "id": "2" * 16, "tags": {"peer.service": "db"}},  # remote endpoint from OTel tags
+    {"traceId": "1" * 32, "id": "2" * 16, "tags": {"net.peer.port": "x"}},  # ... which may not even decode
+    {"traceId": "1" * 32, "id": "2" * 16, "tags": {"zipkin.debug": "yes"}},  # a reserved attribute key
+    {"traceId": "1" * 32, "id": "2" * 16, "tags": {"a": "b", "zipkin.remote.service_name": "x"}},
+]
+
+
+def _decoded_alone(span: dict) -> list[dict] | None:
+    try:
+        return wire.decode_spans(wire.encode_spans([span]))
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_round_trips_holds_for_zipkin_spans(path):
+    for span in load_spans(path):
+        assert wire.round_trips(span) == (_decoded_alone(span) == [span])
+
+
+@pytest.mark.parametrize("span", NOT_ROUND_TRIPPING, ids=lambda s: next(iter(s["tags"])))
+def test_round_trips_is_false_when_decoding_changes_the_span(span):
+    assert _decoded_alone(span) != [span]
+    assert not wire.round_trips(span)
+    with_remote = {**span, "remoteEndpoint": {"serviceName": "b"}}
+    assert wire.round_trips(with_remote) == (_decoded_alone(with_remote) == [with_remote])
+
+
+@pytest.mark.parametrize("partitions", [None, 1, 4])
+def test_each_span_message_holds_its_group(partitions):
+    spans = [span for path in FILES for span in load_spans(path)]
+    groups = wire.span_message_groups(spans, partitions)
+    assert sorted(id(span) for _, _, group in groups for span in group) == sorted(map(id, spans))
+    for _, value, group in groups:
+        assert canonical(wire.decode_spans(value)) == canonical(group)
+    assert wire.span_messages(spans, partitions) == [(key, value, len(group)) for key, value, group in groups]
+
+
 def test_spans_are_grouped_by_trace_for_keyed_messages():
     spans = [{"traceId": "AB" * 8, "id": "1" * 16}, {"traceId": "ab" * 8, "id": "2" * 16}, {"traceId": "cd" * 8, "id": "3" * 16}]
     groups = dict(wire.spans_by_trace(spans))

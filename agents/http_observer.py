@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _routes_memo = routes.memo  # its lookup inlined in _finish; normalize() fills it
 _pop_new_trace = tracecontext.NEW_TRACES.pop  # new traces come pre-drawn (see tracecontext)
+# a request head (without its final CRLF) followed by a new trace's header lines and the blank line
+_HEAD_WITH_NEW_TRACE = b"%s" + tracecontext.NEW_TRACE_HEADERS + b"\r\n"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -75,7 +77,7 @@ class HttpObserver:
 
     __slots__ = (
         "context", "telemetry", "conversation", "inbound", "kind", "client", "propagate", "_slow_ms",
-        "_counted_desync", "_add", "_cap", "_started", "_finished", "_remote", "_known",
+        "_counted_desync", "_add", "_cap", "_started", "_finished", "_remote", "_known", "_sample_below",
     )
 
     def __init__(self, context: ListenerContext, telemetry: Telemetry, *, propagate: bool | None = None) -> None:
@@ -95,6 +97,8 @@ class HttpObserver:
         track = self.inbound and getattr(telemetry, "track_inbound", True)
         self._started = getattr(telemetry, "inbound_started", None) if track else None
         self._finished = getattr(telemetry, "inbound_finished", None) if track else None
+        # a new trace's head-sampling decision, inlined when the telemetry exposes its threshold
+        self._sample_below = getattr(telemetry, "sample_below", None)
         known = getattr(telemetry, "known_endpoints", None)
         self._known = known(self.kind, self._remote) if known is not None else None
 
@@ -175,13 +179,16 @@ class HttpObserver:
         if incoming is None and self.inbound:
             # the common case: a new trace
             try:
-                trace_id, span_id, sampled_headers, unsampled_headers = _pop_new_trace()
+                trace_id, span_id, trace_bytes, span_bytes = _pop_new_trace()
             except IndexError:
-                trace_id, span_id, sampled_headers, unsampled_headers = tracecontext.new_trace()
-            sampled = telemetry.should_sample(trace_id, None)
+                trace_id, span_id, trace_bytes, span_bytes = tracecontext.new_trace()
+            below = self._sample_below
+            # Recorder.should_sample's rule for a trace without a decision (a new id is valid hex)
+            sampled = telemetry.should_sample(trace_id, None) if below is None else int(trace_id[16:], 16) < below
             state = (trace_id, span_id, "", sampled, False, False)
             if self.propagate:
-                replacement = head[:-2] + (sampled_headers if sampled else unsampled_headers) + b"\r\n"
+                flag = b"1" if sampled else b"0"
+                replacement = _HEAD_WITH_NEW_TRACE % (head[:-2], trace_bytes, span_bytes, flag, trace_bytes, span_bytes, flag)
         elif self.inbound and incoming.span_id:
             state = (
                 incoming.trace_id, incoming.span_id, incoming.parent_id,

@@ -37,7 +37,7 @@ class Recorder:
         self.service, self.instance, self.version = service, instance, version
         self.interval_s = interval_s
         self.sample_rate = sample_rate
-        self._sample_below = int(sample_rate * 2**64)
+        self.sample_below = int(sample_rate * 2**64)  # the observers inline should_sample's test
         self.slow_ms = slow_ms
         self.max_endpoints = max_endpoints
         self.max_queued_spans = max_queued_spans
@@ -118,7 +118,7 @@ class Recorder:
             return sampled
         # consistent on the trace id, so that every agent on a trace decides the same way
         try:
-            return int(trace_id[-16:], 16) < self._sample_below
+            return int(trace_id[-16:], 16) < self.sample_below
         except ValueError:
             return self.sample_rate >= 1.0
 

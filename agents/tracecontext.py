@@ -43,35 +43,38 @@ def new_span_id() -> str:
     return "%016x" % (random.getrandbits(64) or 1)
 
 
-# New traces, drawn and formatted NEW_TRACES_PER_DRAW at a time: one is taken on every request
-# without context, and at a few hundred requests per second the caches are cold for each of them;
-# in a batch the random generator, the formatting and their data stay warm. Entries are
-# (trace_id, span_id, header lines if sampled, header lines if not), the header lines as
-# ``headers_for`` makes them for a new trace (B3 multi and traceparent). The event loop pops
-# (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
+# New traces, drawn NEW_TRACES_PER_DRAW at a time: one is taken on every request without context,
+# and at a few hundred requests per second the caches are cold for each of them; in a batch the
+# random generator and its data stay warm. Entries are (trace_id, span_id) as str, for the span,
+# and again as bytes, for ``NEW_TRACE_HEADERS``. The event loop pops (``NEW_TRACES.pop()``, atomic;
+# IndexError when empty: then ``new_trace()``).
 NEW_TRACES_PER_DRAW = 64
 NEW_TRACES: list[tuple[str, str, bytes, bytes]] = []
 os.register_at_fork(after_in_child=NEW_TRACES.clear)  # a child must not reuse its parent's ids
+
+# The header lines of a new trace in B3 multi and traceparent (``headers_for``'s common case), one
+# bytes formatting on the request path: % (trace id, span id, flag, trace id, span id, flag), where
+# the flag is b"1" (sampled) or b"0".
+NEW_TRACE_HEADERS = b"X-B3-TraceId: %s\r\nX-B3-SpanId: %s\r\nX-B3-Sampled: %s\r\ntraceparent: 00-%s-%s-0%s\r\n"
 
 
 def _draw_new_traces() -> None:
     count = NEW_TRACES_PER_DRAW
     ids = _getrandbits(192 * count).to_bytes(24 * count, "little").hex()
+    ids_bytes = ids.encode()
     drawn = []
     for start in range(0, 48 * count, 48):
         trace_id, span_id = ids[start:start + 32], ids[start + 32:start + 48]
         if span_id == "0000000000000000":
             span_id = new_span_id()
-        drawn.append((
-            trace_id, span_id,
-            headers_for(trace_id, span_id, "", True, False, B3_MULTI | W3C),
-            headers_for(trace_id, span_id, "", False, False, B3_MULTI | W3C),
-        ))
+            drawn.append((trace_id, span_id, ids_bytes[start:start + 32], span_id.encode()))
+        else:
+            drawn.append((trace_id, span_id, ids_bytes[start:start + 32], ids_bytes[start + 32:start + 48]))
     NEW_TRACES.extend(drawn)
 
 
 def new_trace() -> tuple[str, str, bytes, bytes]:
-    """A new trace: (trace_id, span_id, header lines if sampled, header lines if not)."""
+    """A new trace: (trace_id, span_id, the same two as bytes)."""
     while True:
         try:
             return NEW_TRACES.pop()
@@ -153,11 +156,8 @@ def headers_for(trace_id: str, span_id: str, parent_id: str, sampled: bool, debu
     """Header lines (each ending CRLF) carrying this context in the given formats."""
     if formats == B3_MULTI | W3C and not parent_id and not debug and len(trace_id) == 32:
         # the common case, a new trace, formatted in one go
-        flag = "1" if sampled else "0"
-        return (
-            "X-B3-TraceId: %s\r\nX-B3-SpanId: %s\r\nX-B3-Sampled: %s\r\ntraceparent: 00-%s-%s-0%s\r\n"
-            % (trace_id, span_id, flag, trace_id, span_id, flag)
-        ).encode()
+        flag, trace, span = (b"1" if sampled else b"0"), trace_id.encode(), span_id.encode()
+        return NEW_TRACE_HEADERS % (trace, span, flag, trace, span, flag)
     lines = []
     if formats & B3_MULTI:
         lines.append(f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\n")

@@ -271,10 +271,34 @@ def test_new_traces_come_drawn_in_batches_with_their_header_lines():
     assert len(tracecontext.NEW_TRACES) == tracecontext.NEW_TRACES_PER_DRAW - 1  # a third draw, one taken
     assert len({trace_id for trace_id, *_ in drawn}) == len(drawn)
     both = tracecontext.B3_MULTI | tracecontext.W3C
-    for trace_id, span_id, sampled_headers, unsampled_headers in drawn:
+    for trace_id, span_id, trace_bytes, span_bytes in drawn:
         assert tracecontext._is_hex(trace_id, 32) and tracecontext._is_hex(span_id, 16)
-        assert sampled_headers == tracecontext.headers_for(trace_id, span_id, "", True, False, both)
-        assert unsampled_headers == tracecontext.headers_for(trace_id, span_id, "", False, False, both)
+        assert (trace_bytes, span_bytes) == (trace_id.encode(), span_id.encode())
+    trace_id, span_id = drawn[0][:2]
+    assert tracecontext.headers_for(trace_id, span_id, "", True, False, both) == (
+        f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\nX-B3-Sampled: 1\r\n"
+        f"traceparent: 00-{trace_id}-{span_id}-01\r\n").encode()
+    assert tracecontext.headers_for(trace_id, span_id, "", False, False, both).endswith(f"-{span_id}-00\r\n".encode())
+
+
+def test_a_new_trace_is_injected_with_its_sampling_decision():
+    """The inlined sampling test on the request path decides as Recorder.should_sample does."""
+    from agents.http_observer import HttpObserver
+    from agents.observer import ListenerContext
+
+    context = ListenerContext("svc", "i1", "v1", "inbound", "", "127.0.0.1:8080", "127.0.0.1:18080", "http")
+    recorder = Recorder("svc", "i1", "v1", sample_rate=0.5)
+    observer = HttpObserver(context, recorder)
+    seen = set()
+    for _ in range(200):
+        head = observer.client_data(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        context_in = tracecontext.extract(head)
+        assert head.startswith(b"GET /a HTTP/1.1\r\nHost: x\r\n") and head.endswith(b"\r\n\r\n")
+        assert context_in.sampled == recorder.should_sample(context_in.trace_id, None)
+        assert head.count(b"traceparent: ") == 1 and context_in.formats == tracecontext.B3_MULTI | tracecontext.W3C
+        seen.add(context_in.sampled)
+        observer.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2)
+    assert seen == {True, False}
 
 
 def test_exporter_sends_spans_as_one_message_per_partition_once_the_count_is_known(tmp_path):

@@ -4,7 +4,9 @@ Used by the agents' exporter and the collector's span publisher. Both append eve
 ``meshscope.spool.Spool`` first, send from the ``Retention.cursor`` and report each acknowledgement
 with ``acknowledged(position, topic, partition, offset)``; ``maybe_release()`` (called often, it
 asks the broker at most every ``check_interval_s``) deletes the spool segments whose every message
-the group has committed.
+the group has committed. It also closes the active segment once that is the only one left with
+acknowledged messages, so that under steady traffic (every round appends and sends) a segment goes
+soon after the group committed it, not only once it filled up.
 
 Why not delete once the broker acknowledged: a broker may lose acknowledged messages (tansu's
 memory storage does when killed; so does any Kafka with ``acks=1`` or an unclean leader election).
@@ -192,15 +194,26 @@ class Retention:
         return False
 
     def _release_through(self, is_safe: Callable[[int], bool]) -> int:
-        cursor_segment = self.cursor[0]
-        active = self.spool.active_segment()
-        # the active segment, fully sent and safe, is closed so that it can go too
-        if cursor_segment == active and active in self._segment_offsets and is_safe(active) and self.spool.roll(self.cursor):
-            cursor_segment = active + 1
-            self.cursor = (cursor_segment, 0)
+        freed = self._release_safe(is_safe)
+        # The active segment cannot go while it is appended to, and under steady traffic it always
+        # also holds the messages just sent, which the group cannot have committed yet: it would
+        # only go once full. So once it is the only segment left and holds acknowledged messages,
+        # it is closed: it goes at the first check after the group committed what it holds (at once
+        # when it already has). One closed segment waits at a time, so a group that lags or stalls
+        # does not leave a segment per check.
+        segments = self.spool.segments()
+        if len(segments) == 1 and segments[0] in self._segment_offsets and self.spool.roll(segments[0]):
+            freed += self._release_safe(is_safe)
+        return freed
+
+    def _release_safe(self, is_safe: Callable[[int], bool]) -> int:
+        """Delete the oldest segments while they are wholly sent (before the cursor's) and safe."""
+        segment, offset = self.cursor
+        if offset and segment != self.spool.active_segment() and offset == self.spool.segment_size(segment):
+            self.cursor = (segment + 1, 0)  # a closed segment sent to its end: the next message is past it
         release_before = None
         for segment in self.spool.segments():
-            if segment >= cursor_segment or not is_safe(segment):
+            if segment >= self.cursor[0] or not is_safe(segment):
                 break
             release_before = segment + 1
         if release_before is None:

@@ -133,11 +133,11 @@ class Spool(Generic[R]):
         self._sizes[self._active] = 0
         self._file = open(self._path(self._active), "ab")
 
-    def roll(self, at: Position) -> bool:
-        """Close the active segment and start a new one, so that the closed one can be released,
-        if ``at`` is its end (nothing was appended since the caller read up to ``at``)."""
+    def roll(self, segment: int) -> bool:
+        """Close ``segment`` and start a new one, so that it can be released, if it is the active
+        segment and holds records; records appended to it after the caller looked stay in it."""
         with self._lock:
-            if at != (self._active, self._sizes[self._active]) or not self._sizes[self._active]:
+            if segment != self._active or not self._sizes[segment]:
                 return False
             self._roll()
             return True

@@ -124,7 +124,7 @@ def test_traces_of_one_partition_share_a_message_that_lands_where_each_would_alo
     publisher.publish(spans)  # partition count not learnt yet: one message per trace
     assert len(spool.read(spool.start(), 100)) == 40
     spool.release(spool.active_segment() + 1)
-    spool.roll((spool.active_segment(), spool.segment_size(spool.active_segment())))
+    spool.roll(spool.active_segment())
     publisher.partitions = 4
     publisher.publish(spans)
     records = spool.read(spool.start(), 100)[-4:]

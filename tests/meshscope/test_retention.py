@@ -124,3 +124,63 @@ def test_a_record_larger_than_a_read_chunk_comes_back(tmp_path, monkeypatch):
     spool = BytesSpool(tmp_path, max_bytes=1 << 20)
     spool.append([b"small", b"x" * 200, b"after"])
     assert [record for _, record in spool.read(spool.start(), 10)] == [b"small", b"x" * 200, b"after"]
+
+
+def test_under_steady_traffic_a_committed_segment_goes_long_before_it_fills_up(tmp_path):
+    # one segment could hold every record of this test: it never rolls over by size
+    spool = BytesSpool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20)
+    retention = Retention(spool, "unused:1", "writers")
+    retention.group = group = Group()
+    sent = 0
+
+    def exporter_round() -> None:
+        """What the agent's exporter does every flush: append this round's message, send, check."""
+        nonlocal sent
+        spool.append([b"m%03d" % sent])
+        for position, _ in spool.read(retention.cursor, 100):
+            assert retention.acknowledged(position, "t", 0, sent)
+            sent += 1
+        retention.maybe_release(force=True)
+
+    def retained() -> list[int]:
+        return [int(record[1:]) for _, record in spool.read(spool.start(), 1000)]
+
+    # the writers commit what was sent up to the round before: the active segment always holds
+    # the message of the round just sent, never committed when the agent checks
+    for _ in range(6):
+        group.committed = {("t", 0): sent} if sent else {}
+        exporter_round()
+        assert retained() == [sent - 1], "only the uncommitted message of this round is kept"
+        assert len(spool.segments()) <= 2
+
+    # the writers stall after committing everything up to here: all of that goes, nothing after it,
+    # and the spool does not grow a segment per round meanwhile
+    stop = group.committed[("t", 0)] = sent
+    for _ in range(5):
+        exporter_round()
+        assert retained() == list(range(stop, sent))
+        assert len(spool.segments()) <= 2
+    # they catch up (and go on one round behind): the spool is back to this round's message
+    for _ in range(2):
+        group.committed = {("t", 0): sent}
+        exporter_round()
+    assert retained() == [sent - 1]
+
+
+def test_a_segment_closed_with_unsent_records_goes_only_once_they_are_committed(tmp_path):
+    # the collector's request threads append while its sender sends and checks
+    spool, retention, group = setup(tmp_path, records=2, segment_bytes=1 << 20)
+    assert send_all(spool, retention)
+    spool.append([b"late"])  # not sent yet
+    group.committed = {("t", 0): 1}  # only m00
+    retention.maybe_release(force=True)
+    assert [record for _, record in spool.read(spool.start(), 10)] == [b"m00", b"m01", b"late"]
+    group.committed = {("t", 0): 2}  # everything acknowledged, but "late" was never sent
+    retention.maybe_release(force=True)
+    assert [record for _, record in spool.read(spool.start(), 10)] == [b"m00", b"m01", b"late"]
+    assert send_all(spool, retention, first_offset=2)
+    retention.maybe_release(force=True)
+    assert [record for _, record in spool.read(spool.start(), 10)] == [b"m00", b"m01", b"late"]  # "late" not committed
+    group.committed = {("t", 0): 3}
+    retention.maybe_release(force=True)
+    assert spool.size_bytes == 0 and not retention.pending()

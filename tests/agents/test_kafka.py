@@ -15,7 +15,7 @@ import httpx
 from kafka import KafkaConsumer
 
 from meshscope.devbroker import free_port, wait_for_port
-from meshscope.wire import decode_latency, decode_resources, decode_spans
+from meshscope.wire import decode_latency, decode_resources, decode_spans, partition_of
 from tests.agents.support import MemoryPublisher, AgentThread, wait_until
 
 TOPICS = ("meshscope.spans", "meshscope.metrics", "meshscope.resources")
@@ -45,8 +45,10 @@ class Tally:
                 for record in decode_latency(message.value):
                     self.records[(record.interval_start, record.instance, record.key())] = record.sketch.count
             elif message.topic == "meshscope.spans":
+                partitions = len(self.consumer.partitions_for_topic(message.topic))
                 for span in decode_spans(message.value):
-                    self.span_keys_ok &= message.key.decode() == span["traceId"]
+                    # one message per partition: each trace in the partition its own id maps to
+                    self.span_keys_ok &= message.partition == partition_of(span["traceId"].encode(), partitions)
                     self.spans[span["id"]] = span
             else:
                 self.samples.extend(decode_resources(message.value))

@@ -138,6 +138,7 @@ class SpanPublisher:
                 request_timeout_ms=5000,
                 max_block_ms=5000,
                 retries=2,
+                metrics_enabled=False,  # kafka-python's own sensors, read by nothing here: ~1% of ingestion's CPU
             )
         return self._producer
 

@@ -104,6 +104,7 @@ class Writer:
             max_poll_records=max(500, min(s.writer_batch_size, 10000)),
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            metrics_enabled=False,  # kafka-python's own sensors, read by nothing here
         )
 
     def run(self) -> None:

@@ -236,8 +236,14 @@ def _span_bytes(span: dict) -> bytes:
 def encode_spans(spans: Iterable[dict]) -> bytes:
     """Zipkin v2 spans -> serialized OTLP TracesData (spans grouped by local endpoint)."""
     by_endpoint: dict[tuple, list[bytes]] = defaultdict(list)
+    endpoint_keys: dict[tuple, tuple] = {}  # a message's spans share a few endpoints: each keyed once
     for span in spans:
-        by_endpoint[_endpoint_key(span.get("localEndpoint"))].append(_length_delimited(b"\x12", _span_bytes(span)))
+        local = span.get("localEndpoint")
+        items = tuple(local.items()) if local else ()
+        endpoint = endpoint_keys.get(items)
+        if endpoint is None:
+            endpoint = endpoint_keys[items] = _endpoint_key(local)
+        by_endpoint[endpoint].append(_length_delimited(b"\x12", _span_bytes(span)))
     out = []
     for endpoint, span_fields in by_endpoint.items():
         # ResourceSpans.resource (1) = Resource.attributes (1); ResourceSpans.scope_spans (2) = ScopeSpans.spans (2)

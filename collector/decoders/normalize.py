@@ -10,14 +10,14 @@ omitted, and the Zipkin JSON field order.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from collector.errors import SpanError
 
 KINDS = frozenset(("CLIENT", "SERVER", "PRODUCER", "CONSUMER"))
-_HEX = re.compile("[0-9a-f]+")
+_HEX_DIGITS = "0123456789abcdef"
+_STR_ONLY = {str}
 
 
 @dataclass(slots=True)
@@ -39,7 +39,8 @@ def _hex(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise SpanError(f"{what} must be a hex string, got {value!r}")
     text = value.lower()
-    if not _HEX.fullmatch(text):
+    # what strip leaves is not hex (it stops at the first other character from either end)
+    if not text or text.strip(_HEX_DIGITS):
         raise SpanError(f"{what} {value!r} is not lower-hex")
     return text
 
@@ -65,6 +66,8 @@ def normalize_span_id(value: object, what: str = "id") -> str:
 
 
 def _int(value: object, what: str) -> int:
+    if type(value) is int:  # the usual case, a JSON number
+        return value if value > 0 else 0
     if value is None or value == "":
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -94,7 +97,6 @@ def _parse_ip(value: str, version: int) -> str | None:
     return str(address) if address.version == version or version == 0 else None
 
 
-_ENDPOINT_TYPES = (str, int, type(None))
 _endpoints: dict[tuple, dict | None] = {}  # a fleet has few endpoints: normalized once each
 _ENDPOINTS_MAX = 100_000
 
@@ -104,16 +106,19 @@ def normalize_endpoint(raw: object) -> dict | None:
         return None
     if not isinstance(raw, dict):
         raise SpanError(f"endpoint must be an object, got {raw!r}")
-    fields = (raw.get("serviceName"), raw.get("ipv4"), raw.get("ipv6"), raw.get("port"))
-    if all(type(value) in _ENDPOINT_TYPES for value in fields):  # hashable, and no bool that equals an int
-        cached = _endpoints.get(fields, False)
-        if cached is False:
-            cached = _normalize_endpoint(*fields)
-            if len(_endpoints) >= _ENDPOINTS_MAX:
-                _endpoints.clear()
-            _endpoints[fields] = cached
-        return dict(cached) if cached else None
-    return _normalize_endpoint(*fields)
+    get = raw.get
+    fields = (get("serviceName"), get("ipv4"), get("ipv6"), get("port"))
+    key = (*fields, *map(type, fields))  # with the types: True == 1 == 1.0, yet they normalize apart
+    try:
+        cached = _endpoints.get(key, False)
+    except TypeError:  # an unhashable value (a list, an object): not cached
+        return _normalize_endpoint(*fields)
+    if cached is False:
+        cached = _normalize_endpoint(*fields)
+        if len(_endpoints) >= _ENDPOINTS_MAX:
+            _endpoints.clear()
+        _endpoints[key] = cached
+    return dict(cached) if cached else None
 
 
 def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, port_raw: object) -> dict | None:
@@ -138,35 +143,37 @@ def normalize_span(raw: dict) -> dict:
     """One span in Zipkin v2 shape -> Zipkin's normalized form; raises SpanError."""
     if not isinstance(raw, dict):
         raise SpanError(f"a span must be an object, got {type(raw).__name__}")
-    if raw.get("traceId") is None or raw.get("id") is None:
+    get = raw.get  # a dozen look-ups per span
+    trace_id, span_id = get("traceId"), get("id")
+    if trace_id is None or span_id is None:
         raise SpanError("traceId and id are required")
-    span: dict = {"traceId": normalize_trace_id(raw["traceId"])}
-    span_id = normalize_span_id(raw["id"])
-    parent = raw.get("parentId")
+    span: dict = {"traceId": normalize_trace_id(trace_id)}
+    span_id = normalize_span_id(span_id)
+    parent = get("parentId")
     if parent not in (None, "") and parent.count("0") != len(parent):
         parent_id = normalize_span_id(parent, "parentId")
         if parent_id != span_id:  # Zipkin undoes a circular reference
             span["parentId"] = parent_id
     span["id"] = span_id
-    kind = raw.get("kind")
+    kind = get("kind")
     if kind not in (None, ""):
         if kind not in KINDS:
             raise SpanError(f"kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
         span["kind"] = kind
-    name = raw.get("name")
+    name = get("name")
     if name:
         span["name"] = str(name).lower()
-    timestamp = _int(raw.get("timestamp"), "timestamp")
+    timestamp = _int(get("timestamp"), "timestamp")
     if timestamp:
         span["timestamp"] = timestamp
-    duration = _int(raw.get("duration"), "duration")
+    duration = _int(get("duration"), "duration")
     if duration:
         span["duration"] = duration
     for key in ("localEndpoint", "remoteEndpoint"):
-        endpoint = normalize_endpoint(raw.get(key))
+        endpoint = normalize_endpoint(get(key))
         if endpoint:
             span[key] = endpoint
-    annotations = raw.get("annotations")
+    annotations = get("annotations")
     if annotations:
         if not isinstance(annotations, list):
             raise SpanError("annotations must be a list")
@@ -176,11 +183,11 @@ def normalize_span(raw: dict) -> dict:
                 raise SpanError(f"incomplete annotation {annotation!r}: timestamp and value are required")
             unique.add((_int(annotation["timestamp"], "annotation timestamp"), str(annotation["value"])))
         span["annotations"] = [{"timestamp": ts, "value": value} for ts, value in sorted(unique)]
-    tags = raw.get("tags")
+    tags = get("tags")
     if tags:
         if not isinstance(tags, dict):
             raise SpanError("tags must be an object")
-        if all(type(key) is str and type(value) is str for key, value in tags.items()):
+        if {*map(type, tags), *map(type, tags.values())} == _STR_ONLY:
             span["tags"] = dict(tags)  # the usual case: nothing to convert
         else:
             clean = {}
@@ -189,8 +196,8 @@ def normalize_span(raw: dict) -> dict:
                     raise SpanError(f"tag {key!r} must have a string value")
                 clean[str(key)] = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
             span["tags"] = clean
-    if raw.get("debug") is True:
+    if get("debug") is True:
         span["debug"] = True
-    if raw.get("shared") is True:
+    if get("shared") is True:
         span["shared"] = True
     return span

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -76,3 +77,28 @@ def test_random_bytes_never_crash(decode):
 def test_invalid_spans_are_rejected_with_a_reason(body):
     decoded = json_v2.decode(body)
     assert decoded.spans == [] and decoded.rejected and all(reason.startswith("span ") for reason in decoded.rejected)
+
+
+def _one(span: dict):
+    decoded = json_v2.decode(json.dumps([{"traceId": "a" * 16, "id": "b" * 16, **span}]).encode())
+    return decoded.spans[0] if decoded.spans else decoded.rejected[0]
+
+
+def test_endpoints_that_compare_equal_normalize_apart():
+    # the endpoint cache keys on types too: True == 1 == 1.0, yet they are not the same endpoint
+    assert _one({"localEndpoint": {"serviceName": 1, "port": 1}})["localEndpoint"] == {"serviceName": "1", "port": 1}
+    assert _one({"localEndpoint": {"serviceName": True, "port": 1.0}})["localEndpoint"] == {"serviceName": "true", "port": 1}
+    assert _one({"localEndpoint": {"serviceName": 1, "port": True}}) == "span 0: port must be a number, got True"
+    assert _one({"localEndpoint": {"serviceName": "a", "ipv4": ["10.0.0.1"], "port": 80}})["localEndpoint"] == {"serviceName": "a", "port": 80}
+
+
+@pytest.mark.parametrize("bad_id", ["b" * 7 + "-" + "b" * 8, " " + "b" * 15, "b" * 15 + "g", "", "１" * 16])
+def test_ids_with_other_characters_are_rejected(bad_id):
+    assert "is not lower-hex" in _one({"id": bad_id}) or "must be 16 hex" in _one({"id": bad_id})
+
+
+def test_ids_and_tags_are_normalized():
+    span = _one({"id": "B" * 16, "parentId": "C" * 16, "tags": {"a": "x", "n": 1, "b": True, "z": None}})
+    assert (span["id"], span["parentId"]) == ("b" * 16, "c" * 16)
+    assert span["tags"] == {"a": "x", "n": "1", "b": "true", "z": ""}
+    assert _one({"tags": {"a": "x"}})["tags"] == {"a": "x"}

@@ -17,6 +17,7 @@ _HELP = {
     "meshscope_latency_records_written_total": ("counter", "Latency records inserted by the writer."),
     "meshscope_resource_samples_written_total": ("counter", "Resource samples inserted by the writer."),
     "meshscope_messages_parked_total": ("counter", "Messages the writer could not decode, parked in dead_letters."),
+    "meshscope_span_messages_taken_back_total": ("counter", "Span messages the writer did not decode: their spans came back from this process's own publisher."),
     "meshscope_writer_batches_total": ("counter", "Batches the writer inserted and committed."),
     "meshscope_writer_errors_total": ("counter", "Writer failures (insert or commit), retried."),
     "meshscope_writer_partitions": ("gauge", "Partitions assigned to this process's writer (0 until it has joined its consumer group)."),

@@ -157,6 +157,8 @@ class Writer:
                 raise WireError(f"unexpected topic {record.topic}")
             value = record.value or b""
             taken = self.recent.take(value) if self.recent is not None and decode is decode_spans else None
+            if taken is not None:
+                self.metrics.inc("meshscope_span_messages_taken_back_total")
             items = taken if taken is not None else decode(value)
             if decode is decode_spans:
                 batch.spans.extend(items)

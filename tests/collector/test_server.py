@@ -13,6 +13,8 @@ import httpx
 import orjson
 from kafka import KafkaProducer
 
+from collector.decoders import json_v2
+from meshscope.wire import decode_spans, encode_spans
 from tests.collector.conftest import REPO, wait_for
 from tests.collector.zipkin_spec import V2, check
 
@@ -102,3 +104,39 @@ def _metric(server, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} missing")
+
+
+def test_spans_are_stored_as_decoding_their_message_gives(server):
+    # The writer of `serve` takes back the spans its process spooled (collector.recent) instead of
+    # decoding them; what it stores must be what decoding the Kafka message would have given,
+    # whether the spans survive the OTLP round trip unchanged or not.
+    base = uuid.uuid4().hex[:24]
+    local = {"serviceName": "Recent-Test", "ipv4": "10.0.0.1", "port": 8080}
+    spans = [
+        {"traceId": (base + "00000001").upper(), "id": "00000000000000A1", "kind": "SERVER", "name": "GET /x",
+         "timestamp": 1_700_000_000_000_000, "duration": 1500, "localEndpoint": local, "debug": True,
+         "annotations": [{"timestamp": 1_700_000_000_000_100, "value": "ws"}], "tags": {"http.method": "GET", "n": 1}},
+        {"traceId": base + "00000001", "id": "00000000000000a2", "parentId": "00000000000000a1", "kind": "CLIENT",
+         "timestamp": 1_700_000_000_000_010, "duration": 10, "localEndpoint": local, "tags": {"peer.service": "Orders-DB"}},
+        {"traceId": base + "00000002", "id": "00000000000000a3", "timestamp": 1_700_000_000_000_020,
+         "localEndpoint": local, "tags": {"zipkin.remote.service_name": "sneaky", "error": "boom"}},
+        {"traceId": "0000000000000000" + base[:16], "id": "00000000000000a4", "timestamp": 1_700_000_000_000_030,
+         "localEndpoint": local, "remoteEndpoint": {"serviceName": "b", "ipv6": "::1"}, "shared": True},
+    ]
+    # the spans that survive the OTLP round trip unchanged come back to the writer undecoded (their
+    # own request: the others make their message decode); the others decode
+    taken_before = _metric(server, "meshscope_span_messages_taken_back_total")
+    for batch in (spans[0:1] + spans[3:4], spans[1:3]):
+        response = httpx.post(server.url + "/api/v2/spans", content=orjson.dumps(batch), headers={"content-type": "application/json"})
+        assert response.status_code == 202
+    body = orjson.dumps(spans)
+    normalized = json_v2.decode(body).spans
+    expected: dict[str, list[dict]] = {}
+    for span in decode_spans(encode_spans(normalized)):
+        expected.setdefault(span["traceId"], []).append(span)
+    assert len(expected) == 3
+    for trace_id, trace in expected.items():
+        stored = wait_for(lambda: (r := httpx.get(f"{server.url}/api/v2/trace/{trace_id}")).status_code == 200
+                          and len(r.json()) == len(trace) and r.json())
+        assert sorted(stored, key=lambda s: s["id"]) == sorted(trace, key=lambda s: s["id"])
+    assert _metric(server, "meshscope_span_messages_taken_back_total") >= taken_before + 1

@@ -33,14 +33,5 @@
             document.head.appendChild(script);
         });
     }
-    // not before the page has asked for its data: the renderer must first start up and send it
-    var fetch = window.fetch;
-    window.fetch = function (resource) {
-        var answer = fetch.apply(this, arguments);
-        if (String(resource && resource.url || resource).indexOf("_dash-update-component") >= 0) {
-            window.fetch = fetch;
-            setTimeout(start, 0);
-        }
-        return answer;
-    };
+    window.meshscopeAfterDataRequest(start);
 })();

@@ -34,15 +34,5 @@
     });
     var pending = {then: loaded.then.bind(loaded)};
     window.Plotly = pending;
-    // not before the page has asked for its data: parsing plotly.js holds the main thread, and the
-    // renderer must first start up and send its request
-    var fetch = window.fetch;
-    window.fetch = function (resource) {
-        var answer = fetch.apply(this, arguments);
-        if (String(resource && resource.url || resource).indexOf("_dash-update-component") >= 0) {
-            window.fetch = fetch;
-            setTimeout(start, 0);
-        }
-        return answer;
-    };
+    window.meshscopeAfterDataRequest(start);
 })();

@@ -241,9 +241,11 @@ def main() -> int:
         size = response_size(nginx_port)
         if response_size(agent_port) != size or response_size(floor_port) != size:
             raise SystemExit("bench_http: the agent changed the response")
-        wrk(nginx_port, 1)  # warm-up
-        wrk(agent_port, 1)
-        wrk(floor_port, 1)
+        # warm-up: a sidecar runs for days; its first seconds (connections to Kafka, the first
+        # samples and exports, code paths run for the first time) cost more and are not measured
+        wrk(nginx_port, 1)
+        for port in (agent_port, tcp_port, floor_port):
+            wrk(port, args.wrk_seconds)
         direct_rps = wrk(nginx_port, args.wrk_seconds)
         agent_rps, cpu_per_1000 = wrk_with_cpu(agent, agent_port, args.wrk_seconds)
         tcp_rps, tcp_per_1000 = wrk_with_cpu(tcp_agent, tcp_port, args.wrk_seconds)

@@ -65,11 +65,11 @@ def _draw_new_traces() -> None:
     drawn = []
     for start in range(0, 48 * count, 48):
         trace_id, span_id = ids[start:start + 32], ids[start + 32:start + 48]
+        span_bytes = ids_bytes[start + 32:start + 48]
         if span_id == "0000000000000000":
             span_id = new_span_id()
-            drawn.append((trace_id, span_id, ids_bytes[start:start + 32], span_id.encode()))
-        else:
-            drawn.append((trace_id, span_id, ids_bytes[start:start + 32], ids_bytes[start + 32:start + 48]))
+            span_bytes = span_id.encode()
+        drawn.append((trace_id, span_id, ids_bytes[start:start + 32], span_bytes))
     NEW_TRACES.extend(drawn)
 
 

@@ -24,8 +24,7 @@ from collector.metrics import Metrics
 from collector.recent import RecentSpanMessages
 from collector.spool import Spool
 from meshscope.retention import Retention
-from meshscope.wire import MAX_SPAN_MESSAGE_BYTES as MAX_MESSAGE_BYTES  # noqa: F401 (the collector's name for it)
-from meshscope.wire import span_message_groups, span_messages
+from meshscope.wire import span_message_groups
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +159,3 @@ class SpanPublisher:
         self.metrics.inc("meshscope_messages_published_total", sent)
         return len(futures)
 
-
-def messages(spans: list[dict], partitions: int | None) -> list[tuple[bytes, bytes]]:
-    """(key, OTLP TracesData) spool records for ``spans`` (``meshscope.wire.span_messages``)."""
-    return [(key, value) for key, value, _ in span_messages(spans, partitions)]

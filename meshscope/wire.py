@@ -38,7 +38,8 @@ SPANS_TOPIC = "meshscope.spans"
 METRICS_TOPIC = "meshscope.metrics"
 RESOURCES_TOPIC = "meshscope.resources"
 
-# Reserved attribute keys for Zipkin fields OTLP has no place for.
+# Reserved attribute keys, under RESERVED_PREFIX, for Zipkin fields OTLP has no place for.
+RESERVED_PREFIX = "zipkin."
 ATTR_TRACE_ID_64 = "zipkin.trace_id_64bit"
 ATTR_DEBUG = "zipkin.debug"
 ATTR_SHARED = "zipkin.shared"
@@ -326,10 +327,10 @@ def round_trips(span: dict) -> bool:
         return True
     if "remoteEndpoint" not in span and not _OTEL_REMOTE_TAGS.isdisjoint(tags):
         return False
-    return not any(map(_RESERVED_PREFIX, tags))
+    return not any(map(_is_reserved, tags))
 
 
-_RESERVED_PREFIX = methodcaller("startswith", "zipkin.")  # map() with it: no generator frame per span
+_is_reserved = methodcaller("startswith", RESERVED_PREFIX)  # map() with it: no generator frame per span
 
 
 def decode_spans(payload: bytes) -> list[dict]:
@@ -377,7 +378,7 @@ def _otlp_span_to_zipkin(otlp_span: trace_pb2.Span, local: dict) -> dict:
     reserved: set[str] = set()
     for kv in otlp_span.attributes:
         key = kv.key
-        if key.startswith("zipkin."):
+        if key.startswith(RESERVED_PREFIX):
             reserved.add(key)
             field_name = _REMOTE_ATTR_FIELDS.get(key)
             if field_name is not None:

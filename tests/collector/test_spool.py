@@ -76,7 +76,7 @@ def test_kafka_away_spools_then_503_when_full(tmp_path, clickhouse):
 
 
 def test_a_huge_trace_is_split_into_messages_kafka_accepts(tmp_path):
-    from collector.publisher import MAX_MESSAGE_BYTES
+    from meshscope.wire import MAX_SPAN_MESSAGE_BYTES as MAX_MESSAGE_BYTES
     from meshscope.wire import decode_spans
 
     spool = Spool(tmp_path, max_bytes=1 << 26)
@@ -138,11 +138,11 @@ def test_traces_of_one_partition_share_a_message_that_lands_where_each_would_alo
 
 
 def test_a_partition_too_large_for_one_message_is_split_between_traces(tmp_path):
-    from collector.publisher import MAX_MESSAGE_BYTES, messages
-    from meshscope.wire import decode_spans
+    from meshscope.wire import MAX_SPAN_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+    from meshscope.wire import decode_spans, span_messages
 
     spans = [{"traceId": f"{t:032x}", "id": f"{n + 1:016x}", "tags": {"sql": "y" * 2000}} for t in range(1, 5) for n in range(200)]
-    records = messages(spans, 1)
+    records = [(key, value) for key, value, _ in span_messages(spans, 1)]
     assert len(records) > 1 and all(len(value) <= MAX_MESSAGE_BYTES and key == f"{1:032x}".encode() for key, value in records)
     traces = [{span["traceId"] for span in decode_spans(value)} for _, value in records]
     assert sorted(trace_id for ids in traces for trace_id in ids) == sorted({s["traceId"] for s in spans})  # none split

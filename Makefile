@@ -15,34 +15,43 @@ $(INSTALLED): pyproject.toml
 	# a real Zipkin proto client for the tests; its release pins protobuf~=3.12, which
 	# opentelemetry-proto cannot use, so it is installed without its dependencies
 	$(PY) -m pip install -q --no-deps opentelemetry-exporter-zipkin-proto-http==1.45.1
-	touch $(INSTALLED)
+	touch $(INSTALLED) $(COMPILED)
+
+# The modules with a .pxd beside them run compiled (setup.py; pip builds them in place): rebuilt
+# whenever a source changes, so that a stale extension never shadows an edited .py
+COMPILED_SOURCES := $(wildcard */*.pxd) $(patsubst %.pxd,%.py,$(wildcard */*.pxd))
+COMPILED := $(VENV)/.compiled
+$(COMPILED): $(INSTALLED) setup.py $(COMPILED_SOURCES)
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(COMPILED)
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: $(INSTALLED) system-deps
+test: $(COMPILED) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: $(INSTALLED) system-deps
+demo: $(COMPILED) system-deps
 	$(VENV)/bin/meshscope demo
 
 # Benchmarks: each prints its figures, then one summary line. Run them on a quiet machine.
 bench: bench-ingest bench-query bench-http bench-mysql bench-dashboard
 
-bench-http: $(INSTALLED) system-deps
+bench-http: $(COMPILED) system-deps
 	$(PY) bench/bench_http.py
 
-bench-mysql: $(INSTALLED) system-deps
+bench-mysql: $(COMPILED) system-deps
 	$(PY) bench/bench_mysql.py
 
-bench-ingest: $(INSTALLED)
+bench-ingest: $(COMPILED)
 	$(PY) bench/bench_ingest.py
 
-bench-query: $(INSTALLED)
+bench-query: $(COMPILED)
 	$(PY) bench/bench_query.py
 
-bench-dashboard: $(INSTALLED) system-deps
+bench-dashboard: $(COMPILED) system-deps
 	$(PY) bench/bench_dashboard.py
 
 clean:
-	rm -rf $(VENV) .meshscope .pytest_cache
+	rm -rf $(VENV) .meshscope .pytest_cache build
+	rm -f */*.so $(patsubst %.pxd,%.c,$(wildcard */*.pxd))

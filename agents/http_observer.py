@@ -174,7 +174,7 @@ class HttpObserver:
         head = exchange.head
         lowered = head.lower()
         # the cheap check of tracecontext.extract, inlined: most requests carry no context
-        incoming = tracecontext.extract(head) if b"b3" in lowered or b"traceparent" in lowered else None
+        incoming = tracecontext.extract(head) if lowered.find(b"b3") >= 0 or lowered.find(b"traceparent") >= 0 else None
         replacement = None
         if incoming is None and self.inbound:
             # the common case: a new trace

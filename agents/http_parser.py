@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httptools
 
@@ -46,23 +45,31 @@ ABORTED = "aborted"  # connection ended before a final response head
 UNKNOWN = "unknown"  # the parser lost the stream (desync) while the exchange was pending
 
 
-@dataclass(slots=True, eq=False)
 class Exchange:
-    """One request and its response, as seen on the wire (monotonic nanosecond timestamps)."""
+    """One request and its response, as seen on the wire (monotonic nanosecond timestamps).
 
-    method: str
-    target: bytes
-    head: bytes  # the request head as received, set while ``on_request_head`` runs
-    request_start_ns: int
-    request_end_ns: int = 0
-    request_body_bytes: int = 0
-    status: int = 0
-    response_start_ns: int = 0
-    response_end_ns: int = 0
-    response_body_bytes: int = 0
-    upgrade: bool = False
-    outcome: str = ""
-    tag: object = None  # the observer's state for this exchange (its trace context)
+    A plain class, not a dataclass: compiled, it is an extension type (http_parser.pxd), which
+    Cython cannot build from ``@dataclass(slots=True)``."""
+
+    __slots__ = (
+        "method", "target", "head", "request_start_ns", "request_end_ns", "request_body_bytes", "status",
+        "response_start_ns", "response_end_ns", "response_body_bytes", "upgrade", "outcome", "tag",
+    )
+
+    def __init__(self, method: str, target: bytes, head: bytes, request_start_ns: int) -> None:
+        self.method = method
+        self.target = target
+        self.head = head  # the request head as received, set while ``on_request_head`` runs
+        self.request_start_ns = request_start_ns
+        self.request_end_ns = 0
+        self.request_body_bytes = 0
+        self.status = 0
+        self.response_start_ns = 0
+        self.response_end_ns = 0
+        self.response_body_bytes = 0
+        self.upgrade = False
+        self.outcome = ""
+        self.tag = None  # the observer's state for this exchange (its trace context)
 
 
 class _RequestCallbacks:

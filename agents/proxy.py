@@ -244,6 +244,8 @@ class UpstreamSide(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
+        # observed before it is forwarded: a client that got its response finds it counted
+        # (forwarding first measured no latency gain on the reference machine's noise)
         try:
             client.observer.server_data(data, _monotonic_ns())
         except Exception:

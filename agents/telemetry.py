@@ -55,6 +55,8 @@ class Recorder:
         # current_inbound_context() is only needed by outbound observers: the agent turns the
         # bookkeeping on when it has outbound listeners (two dict operations per request saved)
         self.track_inbound = True
+        self.propagate = True  # the agent sets MESHSCOPE_PROPAGATE_CONTEXT here
+        self.mysql_options = None  # the agent's MySQL decoding options (agents.mysql.observer)
         self.spans_dropped = 0
         self.requests = 0  # every observation since start (a counter the tests and bench read)
         self.desynced = 0  # connections whose traffic the parser could not follow

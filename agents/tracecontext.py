@@ -102,8 +102,9 @@ def extract(head: bytes) -> IncomingContext | None:
 
     B3 wins over traceparent when both are valid (Zipkin is the compatibility target)."""
     lowered = head.lower()
-    # cheap pre-check (C substring search); most requests carry no context
-    if b"b3" not in lowered and b"traceparent" not in lowered:
+    # cheap pre-check (C substring search); most requests carry no context. find(), not ``in``:
+    # bytes.__contains__ first tries its operand as an int and raises and clears a TypeError
+    if lowered.find(b"b3") < 0 and lowered.find(b"traceparent") < 0:
         return None
     if not any(marker in lowered for marker in _MARKERS):
         return None

@@ -1,6 +1,6 @@
 """HTTP sidecar benchmark: Debian nginx directly vs through the agent, in the same run.
 
-    .venv/bin/python bench/bench_http.py [--wrk-seconds 5] [--rate-seconds 8] [--rate 1000]
+    .venv/bin/python bench/bench_http.py [--wrk-seconds 5] [--rate-seconds 8] [--rate 1000] [--rounds 4]
 
 The agent runs as ``meshscope agent`` with every feature on at its defaults (HTTP parsing, trace
 context, spans at the default sampling, metrics, resource sampling, health probes) and publishes
@@ -9,12 +9,16 @@ to a tansu broker started here. Measured:
 - throughput at saturation with wrk (ratio agent / direct);
 - added latency p50 and p99 at a fixed request rate on keep-alive connections (an open-loop
   asyncio client: each of 10 connections sends on a fixed schedule, latency is measured from the
-  scheduled send time, so queueing is not hidden);
+  scheduled send time, so queueing is not hidden); direct, the agent and the references take turns
+  (``--rounds`` slices each), so that a drift in the machine's speed falls on all of them alike;
 - agent CPU seconds per 1,000 requests (psutil on the agent process) at saturation, during the
   wrk run: the condition under which the issue's floor figure (a bare uvloop proxy with httptools,
   ~0.014) is reproduced here; and, printed above the last line, at the fixed rate, where every
   request wakes an idle process and costs more (no batching of events);
 - agent RSS after the runs;
+- with ``perf`` (Debian's linux-perf), the instructions each process retires per request at
+  saturation: CPU seconds on a shared machine move with its neighbours, instruction counts barely
+  do, so ``instructions_vs_floor`` is the steadier comparison of the agent with the floor;
 - for reference, in the same run: the same agent with a plain TCP listener (no HTTP parsing), and
   the floor for a Python sidecar, ``bench/bare_proxy.py --httptools`` (a bare uvloop proxy that
   feeds httptools, no telemetry, no threads): its throughput and CPU per 1,000 requests in both
@@ -22,7 +26,8 @@ to a tansu broker started here. Measured:
 
 Prints figures, then a last line
 ``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N
-cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N`` (cpu_per_1000rps and the floor at saturation).
+cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N [instructions_vs_floor=N]`` (cpu_per_1000rps and the floor
+at saturation).
 Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
 """
 
@@ -117,14 +122,52 @@ def wrk(port: int, seconds: float, connections: int = 32) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
 
-def wrk_with_cpu(process: subprocess.Popen, port: int, seconds: float) -> tuple[float, float]:
-    """Requests per second at saturation and the process's CPU seconds per 1,000 requests."""
+class InstructionCount:
+    """Instructions a process retires while the block runs (``perf stat``; None without perf or
+    its counters). Unlike CPU seconds, the count barely moves with other work on the machine, so
+    the agent and the floor compare fairly even on a busy shared machine."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.count: int | None = None
+
+    def __enter__(self) -> InstructionCount:
+        self._perf = None
+        if shutil.which("perf"):
+            self._perf = subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-e", "instructions", "-p", str(self.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            time.sleep(0.2)  # perf attaches
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._perf is None:
+            return
+        self._perf.send_signal(signal.SIGINT)
+        _, report = self._perf.communicate(timeout=10)
+        match = re.search(r"^(\d+),[^,]*,instructions", report, re.MULTILINE)
+        self.count = int(match.group(1)) if match else None
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds the process has used so far."""
+    return sum(process.cpu_times()[:2])
+
+
+def wrk_with_cpu(process: subprocess.Popen, port: int, seconds: float) -> tuple[float, float, float | None]:
+    """Requests per second at saturation, the process's CPU seconds per 1,000 requests and its
+    instructions per request (None without perf)."""
     proc = psutil.Process(process.pid)
-    before = sum(proc.cpu_times()[:2])
-    started = time.monotonic()
-    rps = wrk(port, seconds)
-    cpu = sum(proc.cpu_times()[:2]) - before
-    return rps, cpu / (rps * (time.monotonic() - started)) * 1000
+    with InstructionCount(process.pid) as instructions:
+        before = cpu_seconds(proc)
+        started = time.monotonic()
+        rps = wrk(port, seconds)
+        cpu = cpu_seconds(proc) - before
+        elapsed = time.monotonic() - started
+    requests = rps * elapsed
+    per_request = instructions.count / requests if instructions.count else None
+    return rps, cpu / requests * 1000, per_request
 
 
 class _Client(asyncio.Protocol):
@@ -200,24 +243,49 @@ async def fixed_rate(port: int, rate: float, seconds: float, size: int) -> list[
     return latencies
 
 
+def _count(instructions: float | None) -> str:
+    return f"{instructions:,.0f}" if instructions else "(no perf)"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * (len(ordered) - 1)), len(ordered) - 1)]
 
 
-def measure_fixed_rate(port: int, rate: float, seconds: float, size: int) -> tuple[float, float, int]:
+def measure_fixed_rate(port: int, rate: float, seconds: float, size: int) -> list[float]:
     import uvloop
 
-    latencies = uvloop.run(fixed_rate(port, rate, seconds, size))
-    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, len(latencies)
+    return uvloop.run(fixed_rate(port, rate, seconds, size))
 
 
-def measure_with_cpu(process: subprocess.Popen, port: int, rate: float, seconds: float, size: int) -> tuple[float, float, int, float]:
-    """p50 ms, p99 ms, requests and the process's CPU seconds during a fixed-rate run."""
-    proc = psutil.Process(process.pid)
-    before = sum(proc.cpu_times()[:2])
-    p50, p99, count = measure_fixed_rate(port, rate, seconds, size)
-    return p50, p99, count, sum(proc.cpu_times()[:2]) - before
+class FixedRateResult:
+    """One target's latencies (seconds) and CPU seconds over the turns of a fixed-rate run."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.cpu = 0.0
+
+    def ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
+
+    def cpu_per_1000(self) -> float:
+        return self.cpu / len(self.latencies) * 1000
+
+
+def interleaved_fixed_rate(
+    targets: dict[str, tuple[int, psutil.Process | None]], rate: float, seconds: float, rounds: int, size: int
+) -> dict[str, FixedRateResult]:
+    """Each target's results over ``rounds`` slices of a fixed-rate run, the targets taking turns:
+    a drift in the machine's speed over the run (other work, a noisy neighbour) then falls on every
+    target alike instead of on whichever ran during it."""
+    results = {name: FixedRateResult() for name in targets}
+    for _ in range(rounds):
+        for name, (port, process) in targets.items():
+            before = cpu_seconds(process) if process is not None else 0.0
+            results[name].latencies += measure_fixed_rate(port, rate, seconds / rounds, size)
+            if process is not None:
+                results[name].cpu += cpu_seconds(process) - before
+    return results
 
 
 def main() -> int:
@@ -225,6 +293,7 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=float, default=5)
     parser.add_argument("--rate-seconds", type=float, default=8)
     parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--rounds", type=int, default=4, help="turns the fixed-rate targets take (default 4)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -247,45 +316,54 @@ def main() -> int:
         for port in (agent_port, tcp_port, floor_port):
             wrk(port, args.wrk_seconds)
         direct_rps = wrk(nginx_port, args.wrk_seconds)
-        agent_rps, cpu_per_1000 = wrk_with_cpu(agent, agent_port, args.wrk_seconds)
-        tcp_rps, tcp_per_1000 = wrk_with_cpu(tcp_agent, tcp_port, args.wrk_seconds)
-        floor_rps, floor_per_1000 = wrk_with_cpu(floor, floor_port, args.wrk_seconds)
-        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}), req/s and CPU-seconds per 1,000 requests:")
+        agent_rps, cpu_per_1000, agent_instructions = wrk_with_cpu(agent, agent_port, args.wrk_seconds)
+        tcp_rps, tcp_per_1000, tcp_instructions = wrk_with_cpu(tcp_agent, tcp_port, args.wrk_seconds)
+        floor_rps, floor_per_1000, floor_instructions = wrk_with_cpu(floor, floor_port, args.wrk_seconds)
+        instructions_vs_floor = agent_instructions / floor_instructions if agent_instructions and floor_instructions else None
+        print(f"wrk saturation ({args.wrk_seconds:g}s, 32 connections, {PATH}), req/s, CPU-seconds per 1,000 requests"
+              " and instructions per request (perf):")
         print(f"  direct                                   {direct_rps:9,.0f}")
-        print(f"  through the agent                        {agent_rps:9,.0f}  {cpu_per_1000:.4f}")
-        print(f"  the agent as a plain TCP proxy (no HTTP) {tcp_rps:9,.0f}  {tcp_per_1000:.4f}")
-        print(f"  floor, bench/bare_proxy.py --httptools   {floor_rps:9,.0f}  {floor_per_1000:.4f}"
-              f"  (agent = {cpu_per_1000 / floor_per_1000:.2f} x floor)")
+        print(f"  through the agent                        {agent_rps:9,.0f}  {cpu_per_1000:.4f}  {_count(agent_instructions)}")
+        print(f"  the agent as a plain TCP proxy (no HTTP) {tcp_rps:9,.0f}  {tcp_per_1000:.4f}  {_count(tcp_instructions)}")
+        print(f"  floor, bench/bare_proxy.py --httptools   {floor_rps:9,.0f}  {floor_per_1000:.4f}  {_count(floor_instructions)}"
+              f"  (agent = {cpu_per_1000 / floor_per_1000:.2f} x floor in CPU seconds"
+              + (f", {instructions_vs_floor:.2f} x in instructions)" if instructions_vs_floor else ")"))
 
         # let the agent finish what the saturation run left (its interval flush and span export)
         # so the fixed-rate run measures the steady state, not the aftermath of a storm
         time.sleep(12)
         for port in (nginx_port, agent_port, tcp_port, floor_port):  # warm-up
             measure_fixed_rate(port, args.rate, 1, size)
-        direct_p50, direct_p99, _ = measure_fixed_rate(nginx_port, args.rate, args.rate_seconds, size)
-        started = time.monotonic()
-        agent_p50, agent_p99, count, cpu = measure_with_cpu(agent, agent_port, args.rate, args.rate_seconds, size)
-        elapsed = time.monotonic() - started
+        fixed = interleaved_fixed_rate(
+            {
+                "direct": (nginx_port, None),
+                "agent": (agent_port, agent_process),
+                "tcp": (tcp_port, psutil.Process(tcp_agent.pid)),
+                "floor": (floor_port, psutil.Process(floor.pid)),
+            },
+            args.rate, args.rate_seconds, args.rounds, size,
+        )
         rss_mb = agent_process.memory_info().rss / 1e6
-        tcp_p50, tcp_p99, tcp_count, tcp_cpu = measure_with_cpu(tcp_agent, tcp_port, args.rate, args.rate_seconds, size)
-        floor_p50, floor_p99, floor_count, floor_cpu = measure_with_cpu(floor, floor_port, args.rate, args.rate_seconds, size)
-        fixed_per_1000 = cpu / count * 1000
-        fixed_floor_per_1000 = floor_cpu / floor_count * 1000
-        print(f"fixed rate {args.rate:g} req/s for {args.rate_seconds:g}s on {CONNECTIONS} keep-alive connections:")
+        direct, through_agent, tcp, floor_fixed = (fixed[name] for name in ("direct", "agent", "tcp", "floor"))
+        direct_p50, direct_p99 = direct.ms(0.5), direct.ms(0.99)
+        agent_p50, agent_p99 = through_agent.ms(0.5), through_agent.ms(0.99)
+        fixed_per_1000, fixed_floor_per_1000 = through_agent.cpu_per_1000(), floor_fixed.cpu_per_1000()
+        print(f"fixed rate {args.rate:g} req/s on {CONNECTIONS} keep-alive connections, {args.rate_seconds:g}s per target "
+              f"in {args.rounds} turns:")
         print(f"  direct        p50 {direct_p50:.3f} ms  p99 {direct_p99:.3f} ms")
-        print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({count} requests)")
-        print(f"  agent CPU {cpu:.2f} s over {elapsed:.1f} s = {fixed_per_1000:.4f} CPU-seconds per 1,000 requests "
-              f"({cpu / elapsed:.3f} vCPU at {count / elapsed:,.0f} req/s); agent RSS {rss_mb:.1f} MB")
-        print(f"  the agent as a plain TCP proxy: {tcp_cpu / tcp_count * 1000:.4f} CPU-seconds per 1,000 requests, "
-              f"p50 {tcp_p50:.3f} ms p99 {tcp_p99:.3f} ms")
-        print(f"  floor: {fixed_floor_per_1000:.4f} CPU-seconds per 1,000 requests, p50 {floor_p50:.3f} ms "
-              f"p99 {floor_p99:.3f} ms; agent = {fixed_per_1000 / fixed_floor_per_1000:.2f} x floor")
+        print(f"  through agent p50 {agent_p50:.3f} ms  p99 {agent_p99:.3f} ms  ({len(through_agent.latencies)} requests)")
+        print(f"  agent CPU {through_agent.cpu:.2f} s = {fixed_per_1000:.4f} CPU-seconds per 1,000 requests; agent RSS {rss_mb:.1f} MB")
+        print(f"  the agent as a plain TCP proxy: {tcp.cpu_per_1000():.4f} CPU-seconds per 1,000 "
+              f"requests, p50 {tcp.ms(0.5):.3f} ms p99 {tcp.ms(0.99):.3f} ms")
+        print(f"  floor: {fixed_floor_per_1000:.4f} CPU-seconds per 1,000 requests, p50 {floor_fixed.ms(0.5):.3f} ms "
+              f"p99 {floor_fixed.ms(0.99):.3f} ms; agent = {fixed_per_1000 / fixed_floor_per_1000:.2f} x floor")
         print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f} "
             f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f} "
             f"fixed_rate_cpu_per_1000rps={fixed_per_1000:.4f}"
+            + (f" instructions_vs_floor={instructions_vs_floor:.2f}" if instructions_vs_floor else "")
         )
         return 0
     finally:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests, the demo and the benchmarks use, when missing:
 # nginx and curl (real HTTP peers), wrk and h2load (load), sysbench and the mariadb client
-# (MySQL peers and load), haproxy (a C proxy the benchmarks measure as a reference), chromium and chromedriver (dashboard browser tests).
+# (MySQL peers and load), haproxy (a C proxy the benchmarks measure as a reference), perf (instruction counts), chromium and chromedriver (dashboard browser tests).
 # MariaDB's server binaries are expected on the machine (tests fall back to a private mariadbd).
 set -euo pipefail
 
 declare -A needed=(
   [nginx]=nginx [curl]=curl [wrk]=wrk [h2load]=nghttp2-client [sysbench]=sysbench
-  [mariadb]=mariadb-client [haproxy]=haproxy [chromium]=chromium [chromedriver]=chromium-driver
+  [mariadb]=mariadb-client [haproxy]=haproxy [perf]=linux-perf [chromium]=chromium [chromedriver]=chromium-driver
 )
 missing=()
 for command in "${!needed[@]}"; do

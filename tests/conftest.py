@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from tests.support import pure_python
+
+if pure_python.ENABLED:  # before any compiled module is imported
+    pure_python.install()
+
+import pytest  # noqa: E402
 
 from meshscope.devbroker import TansuBroker
 

@@ -1,0 +1,4 @@
+cimport cython
+
+@cython.locals(count=Py_ssize_t, start=Py_ssize_t, ids=str, ids_bytes=bytes, drawn=list, trace_id=str, span_id=str, span_bytes=bytes)
+cdef _draw_new_traces()

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"working directory: {work}", flush=True)
     store, database = work / "clickhouse", "meshscope"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tests.dashboard.store_seed", str(store), database, "10"], check=True, cwd=ROOT)
+    os.environ[seeded.WINDOW_START_ENV] = str(seeded.WINDOW_START_S)  # generate_spans' process too: the same hour
+    seeded.seed(store, database, big_trace_spans=10)
     generate_spans(store, database, args.spans)
     print(f"store: seeded traffic + {args.spans:,} generated spans in {time.perf_counter() - started:.0f} s", flush=True)
 

@@ -168,9 +168,7 @@ def meshscope_server(tmp_path_factory, kafka_broker):
     env = {**os.environ, "MESHSCOPE_CLICKHOUSE_URL": f"chdb://{store}", "MESHSCOPE_CLICKHOUSE_DATABASE": "meshscope",
            "MESHSCOPE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "MESHSCOPE_SPOOL_DIR": str(workdir / "spool"),
            "MESHSCOPE_RETENTION_DAYS": "3650"}
-    # chdb lets one process own a directory: seed it in a process of its own, then hand it to the server
-    subprocess.run([sys.executable, "-m", "tests.dashboard.store_seed", str(store), "meshscope"], env=env, check=True,
-                   cwd=Path(__file__).resolve().parents[2], timeout=120)
+    store_seed.seed(store, "meshscope", env=env)
     port = free_port()
     log = open(workdir / "serve.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "meshscope.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -4,18 +4,24 @@ writer puts it there; run in a process of its own (chdb: one process per data di
     python -m tests.dashboard.store_seed /abs/clickhouse/dir DATABASE [BIG_TRACE_SPANS]
 
 One fixed hour (``WINDOW``), two hours ago, aligned to the hour: checkout -> inventory -> mysql,
-with exact request counts, CPU/memory/health samples, and traces whose span counts are known."""
+with exact request counts, CPU/memory/health samples, and traces whose span counts are known.
+``seed()`` runs it with the hour its caller imported, so that an hour turning between the caller's
+import and the seeding process cannot put the data outside the window the caller asks for."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 HOUR_S = 3600
-WINDOW_START_S = (int(time.time()) // HOUR_S - 2) * HOUR_S
+WINDOW_START_ENV = "MESHSCOPE_SEED_WINDOW_START_S"
+WINDOW_START_S = int(os.environ.get(WINDOW_START_ENV) or (int(time.time()) // HOUR_S - 2) * HOUR_S)
 WINDOW_MS = (WINDOW_START_S * 1000, (WINDOW_START_S + HOUR_S) * 1000)
 INTERVAL_S = 10
 CHECKOUT_PER_INTERVAL = 25  # -> 9000 requests in the hour, 2.5 requests/s
@@ -122,6 +128,13 @@ def main(argv: list[str]) -> int:
     spans += trace(BIG_TRACE_ID, big, middle_us + 600_000_000)
     insert_spans(client, database, spans)
     return 0
+
+
+def seed(store: Path, database: str, big_trace_spans: int | None = None, env: dict | None = None) -> None:
+    """Seed ``store`` in a process of its own (chdb lets one process own a directory)."""
+    extra = [str(big_trace_spans)] if big_trace_spans is not None else []
+    subprocess.run([sys.executable, "-m", __name__, str(store), database, *extra], check=True, timeout=300,
+                   env={**(env or os.environ), WINDOW_START_ENV: str(WINDOW_START_S)}, cwd=Path(__file__).resolve().parents[2])
 
 
 if __name__ == "__main__":

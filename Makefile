@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench bench-http bench-mysql bench-ingest bench-query bench-dashboard system-deps clean
+.PHONY: demo test screenshots bench bench-http bench-mysql bench-ingest bench-query bench-dashboard system-deps clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ system-deps:
 
 test: $(COMPILED) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the dashboard's browser tests, saving their pages into docs/screenshots/ (the README shows them)
+screenshots: $(COMPILED) system-deps
+	MESHSCOPE_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/dashboard
 
 demo: $(COMPILED) system-deps
 	$(VENV)/bin/meshscope demo

@@ -148,9 +148,13 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def screenshots():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path_factory):
+    """Where the browser tests save their pages: docs/screenshots/ with MESHSCOPE_UPDATE_SCREENSHOTS=1
+    (`make screenshots`), a temporary directory otherwise, so that a test run leaves the tree clean."""
+    if os.environ.get("MESHSCOPE_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="session")

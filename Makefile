@@ -19,7 +19,8 @@ $(INSTALLED): pyproject.toml
 
 # The modules with a .pxd beside them run compiled (setup.py; pip builds them in place): rebuilt
 # whenever a source changes, so that a stale extension never shadows an edited .py
-COMPILED_SOURCES := $(wildcard */*.pxd) $(patsubst %.pxd,%.py,$(wildcard */*.pxd))
+PXDS := $(wildcard */*.pxd */*/*.pxd)
+COMPILED_SOURCES := $(PXDS) $(PXDS:.pxd=.py)
 COMPILED := $(VENV)/.compiled
 $(COMPILED): $(INSTALLED) setup.py $(COMPILED_SOURCES)
 	$(PY) -m pip install -q --no-deps -e .

@@ -1,4 +1,4 @@
-"""Compiles the agent's per-request modules with Cython: each module that has a ``.pxd`` beside it.
+"""Compiles the per-request and per-span modules with Cython: each module that has a ``.pxd`` beside it.
 
 The ``.pxd`` declares C types for the classes of the ``.py`` beside it; the ``.py`` stays the one
 source. The extensions are optional: without a C compiler the build goes on and the same ``.py``
@@ -10,7 +10,8 @@ from pathlib import Path
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-COMPILED_MODULES = sorted(str(pxd.with_suffix(".py")) for pxd in Path().glob("*/*.pxd"))
+PACKAGES = ("agents", "collector", "meshscope", "storage")
+COMPILED_MODULES = sorted(str(pxd.with_suffix(".py")) for package in PACKAGES for pxd in Path(package).rglob("*.pxd"))
 
 setup(
     ext_modules=cythonize(

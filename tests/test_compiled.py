@@ -1,5 +1,5 @@
-"""The agent's per-request modules run compiled (setup.py, Cython), and their pure-Python form,
-what runs where no C compiler built them, passes the same tests."""
+"""The agent's per-request and the collector's per-span modules run compiled (setup.py, Cython),
+and their pure-Python form, what runs where no C compiler built them, passes the same tests."""
 
 from __future__ import annotations
 
@@ -19,12 +19,17 @@ PURE_PYTHON_TESTS = [
     "tests/agents/test_http_parser.py",
     "tests/agents/test_units.py",
     "tests/meshscope/test_sketch.py",
+    "tests/meshscope/test_wire.py",
+    "tests/collector/test_decoders.py",
+    "tests/collector/test_recent.py",
+    "tests/collector/test_writer_links.py",
 ]
 
 
 def test_every_module_with_a_pxd_is_listed():
     assert set(COMPILED_MODULES) == {
         "agents.http_parser", "agents.http_observer", "agents.telemetry", "agents.tracecontext", "meshscope.sketch",
+        "collector.decoders.normalize", "collector.links", "collector.recent", "meshscope.wire",
     }
 
 

@@ -27,7 +27,7 @@ class Decoded:
     spans: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
-    def add(self, raw: dict, index: int) -> None:
+    def add(self, raw: object, index: int) -> None:
         """Normalize ``raw`` (the ``index``-th span of the body) into ``spans`` or ``rejected``."""
         try:
             self.spans.append(normalize_span(raw))
@@ -139,7 +139,7 @@ def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, por
     return endpoint or None
 
 
-def normalize_span(raw: dict) -> dict:
+def normalize_span(raw: object) -> dict:
     """One span in Zipkin v2 shape -> Zipkin's normalized form; raises SpanError."""
     if not isinstance(raw, dict):
         raise SpanError(f"a span must be an object, got {type(raw).__name__}")
@@ -150,7 +150,7 @@ def normalize_span(raw: dict) -> dict:
     span: dict = {"traceId": normalize_trace_id(trace_id)}
     span_id = normalize_span_id(span_id)
     parent = get("parentId")
-    if parent not in (None, "") and parent.count("0") != len(parent):
+    if parent not in (None, "") and not (isinstance(parent, str) and parent.count("0") == len(parent)):
         parent_id = normalize_span_id(parent, "parentId")
         if parent_id != span_id:  # Zipkin undoes a circular reference
             span["parentId"] = parent_id

@@ -211,3 +211,18 @@ def test_hand_encoding_is_byte_equal_to_protobufs_serializer(spans):
 def test_out_of_range_times_are_a_wire_error():
     with pytest.raises(wire.WireError):
         wire.encode_spans([{"traceId": "1" * 32, "id": "2" * 16, "timestamp": 2**64}])
+
+
+def test_murmur2_equals_kafka_pythons():
+    """The record key's partition must be the one kafka-python's DefaultPartitioner picks."""
+    import random
+
+    from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+    rng = random.Random(11)
+    keys = [b"", b"a", b"ab", b"abc", b"\xff" * 4, b"\x80\xff\x00\x7f" * 9] + [
+        rng.randbytes(rng.randrange(0, 70)) for _ in range(3000)]
+    keys += [f"{rng.getrandbits(128):032x}".encode() for _ in range(1000)]
+    for key in keys:
+        assert wire.murmur2(key) == kafka_murmur2(key), key
+    assert all(wire.partition_of(key, 12) == (kafka_murmur2(key) & 0x7FFFFFFF) % 12 for key in keys)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # module name -> its .py source, for every module setup.py compiles (those with a .pxd)
-COMPILED_MODULES = {".".join(pxd.relative_to(ROOT).with_suffix("").parts): pxd.with_suffix(".py") for pxd in ROOT.glob("*/*.pxd")}
+COMPILED_MODULES = {".".join(pxd.relative_to(ROOT).with_suffix("").parts): pxd.with_suffix(".py")
+                    for package in ("agents", "collector", "meshscope", "storage") for pxd in (ROOT / package).rglob("*.pxd")}
 ENABLED = os.environ.get("MESHSCOPE_PURE_PYTHON", "") not in ("", "0")
 
 

@@ -1,0 +1,18 @@
+cimport cython
+
+@cython.locals(text=str)
+cdef str _hex(object value, str what)
+
+@cython.locals(trace_id=str)
+cpdef str normalize_trace_id(object value)
+
+@cython.locals(span_id=str)
+cpdef str normalize_span_id(object value, str what=*)
+
+cdef object _int(object value, str what)
+
+@cython.locals(fields=tuple, key=tuple)
+cpdef object normalize_endpoint(object raw)
+
+@cython.locals(span=dict, trace_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)
+cpdef dict normalize_span(object raw)

@@ -26,6 +26,23 @@ class LinkSpan(NamedTuple):
     shared: bool
 
 
+# LinkSpan(...) runs the Python-level __new__ namedtuple generates, once per span ingested; the
+# tuple's own __new__ builds the same object in C
+_new_tuple = tuple.__new__
+
+
+def link_span(span: dict) -> LinkSpan:
+    """The linker's fields of a Zipkin v2 span."""
+    local = span.get("localEndpoint")
+    remote = span.get("remoteEndpoint")
+    tags = span.get("tags")
+    return _new_tuple(LinkSpan, (
+        span["id"], span.get("parentId") or "", span.get("kind") or "",
+        local.get("serviceName") or "" if local else "", remote.get("serviceName") or "" if remote else "",
+        bool(tags) and "error" in tags, bool(span.get("shared")),
+    ))
+
+
 class _Tree(NamedTuple):
     """The trace as parallel lists (index = span): cheaper than a node object per span."""
 

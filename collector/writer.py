@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from collector.links import LinkSpan, aggregate, trace_links
+from collector.links import LinkSpan, aggregate, link_span, trace_links
 from collector.metrics import Metrics
 from collector.recent import RecentSpanMessages
 from meshscope.settings import WriterMixin
@@ -232,14 +232,7 @@ def update_links(client, database: str, spans: list[dict]) -> None:
     """
     batch: dict[str, set[LinkSpan]] = defaultdict(set)
     for span in spans:
-        local = span.get("localEndpoint")
-        remote = span.get("remoteEndpoint")
-        tags = span.get("tags")
-        batch[span["traceId"]].add(LinkSpan(
-            span["id"], span.get("parentId") or "", span.get("kind") or "",
-            local.get("serviceName") or "" if local else "", remote.get("serviceName") or "" if remote else "",
-            bool(tags) and "error" in tags, bool(span.get("shared")),
-        ))
+        batch[span["traceId"]].add(link_span(span))
     by_trace: dict[str, Iterable[LinkSpan]] = {}
     earliest: dict[str, int] = {}
     read_back = []

@@ -1,5 +1,10 @@
 cimport cython
 
+cdef bint _COMPILED
+
+@cython.locals(char="Py_UCS4")
+cdef bint _is_lower_hex(str text) except -1
+
 @cython.locals(text=str)
 cdef str _hex(object value, str what)
 
@@ -11,7 +16,7 @@ cpdef str normalize_span_id(object value, str what=*)
 
 cdef object _int(object value, str what)
 
-@cython.locals(fields=tuple, key=tuple)
+@cython.locals(key=tuple)
 cpdef object normalize_endpoint(object raw)
 
 @cython.locals(span=dict, trace_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)

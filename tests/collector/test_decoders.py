@@ -8,7 +8,8 @@ import random
 import pytest
 
 from collector.decoders import json_v1, json_v2, otlp, proto3, thrift
-from collector.errors import DecodeError
+from collector.decoders.normalize import normalize_span_id
+from collector.errors import DecodeError, SpanError
 
 FRONTEND = {"serviceName": "Frontend", "ipv4": "127.0.0.1", "port": 8080}
 BACKEND = {"serviceName": "backend", "ipv4": "192.168.99.101", "port": 9000}
@@ -103,3 +104,17 @@ def test_ids_and_tags_are_normalized():
     assert (span["id"], span["parentId"]) == ("b" * 16, "c" * 16)
     assert span["tags"] == {"a": "x", "n": "1", "b": "true", "z": ""}
     assert _one({"tags": {"a": "x"}})["tags"] == {"a": "x"}
+
+
+@pytest.mark.parametrize("span_id, expected", [
+    ("0123456789abcdef", "0123456789abcdef"), ("ABCDEF0123456789", "abcdef0123456789"), ("1234567890123456", "1234567890123456"),
+    ("0123456789abcdeg", None), ("\u0663" * 16, None), (" 123456789abcdef", None), ("123456789abcdef ", None),
+    ("0123456789abcdef\u0130", None), ("", None), ("0123456789abcde", None),
+])
+def test_span_ids_are_lower_hex_of_16(span_id, expected):
+    """Zipkin's id rules, on the compiled check (a C loop) and the plain one (str.strip) alike."""
+    if expected is None:
+        with pytest.raises(SpanError):
+            normalize_span_id(span_id)
+    else:
+        assert normalize_span_id(span_id) == expected

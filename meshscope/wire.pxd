@@ -6,6 +6,10 @@ cdef uint32_t _MURMUR2_SEED, _MURMUR2_M, _MASK32
 @cython.locals(length=Py_ssize_t, tail=Py_ssize_t, extra=Py_ssize_t, i=Py_ssize_t, h=uint32_t, k=uint32_t)
 cpdef uint32_t murmur2(bytes key) except? 0
 
+cdef bytes _id_bytes(str hex_id, Py_ssize_t width)
+
+cdef bytes _varint(object n)
+
 cdef bytes _length_delimited(bytes tag, bytes payload)
 
 @cython.locals(cache_key=tuple, encoded=bytes, any_value=bytes)
@@ -14,7 +18,7 @@ cdef bytes _attribute_field(bytes tag, str key, object value)
 @cython.locals(trace_id=str, parts=list, tags=dict, remote=dict, event=bytes, message=str, status=bytes, annotation=dict)
 cdef bytes _span_bytes(dict span)
 
-@cython.locals(endpoint_keys=dict, span=dict, items=tuple, endpoint=tuple, out=list, span_fields=list, resource=bytes)
+@cython.locals(endpoint_keys=dict, span=dict, local=dict, fields=tuple, endpoint=tuple, out=list, span_fields=list, resource=bytes)
 cpdef bytes encode_spans(object spans)
 
 @cython.locals(tags=dict)

@@ -111,7 +111,7 @@ def _any_to_str(value: AnyValue) -> str:
     return ""
 
 
-def _id_bytes(hex_id: str, width: int) -> bytes:
+def _id_bytes(hex_id: str, width) -> bytes:  # width: an int; typed in wire.pxd (a C integer)
     try:
         return bytes.fromhex(hex_id.rjust(width * 2, "0"))
     except ValueError as exc:
@@ -143,7 +143,7 @@ _ATTRIBUTE_CACHE_MAX = 50_000
 _TRUE = True
 
 
-def _varint(n: int) -> bytes:
+def _varint(n) -> bytes:  # n: a non-negative int (wire.pxd: any Python int, in a C function)
     if n < 128:
         return _SMALL_VARINTS[n]
     out = bytearray()
@@ -183,7 +183,7 @@ def _attribute_field(tag: bytes, key: str, value: object) -> bytes:
 
 def _span_bytes(span: dict) -> bytes:
     """One Zipkin v2 span as a serialized OTLP Span (what zipkin_to_otlp_span's message serializes to)."""
-    trace_id = span["traceId"].lower()
+    trace_id = span["traceId"]  # normalized: lowercase (and bytes.fromhex reads either case)
     parts = [b"\x0a\x10", _id_bytes(trace_id, 16), b"\x12\x08", _id_bytes(span["id"], 8)]  # trace_id (1), span_id (2)
     parent_id = span.get("parentId")
     if parent_id:
@@ -240,10 +240,10 @@ def encode_spans(spans: Iterable[dict]) -> bytes:
     endpoint_keys: dict[tuple, tuple] = {}  # a message's spans share a few endpoints: each keyed once
     for span in spans:
         local = span.get("localEndpoint")
-        items = tuple(local.items()) if local else ()
-        endpoint = endpoint_keys.get(items)
+        fields = (local.get("serviceName"), local.get("ipv4"), local.get("ipv6"), local.get("port")) if local else ()
+        endpoint = endpoint_keys.get(fields)
         if endpoint is None:
-            endpoint = endpoint_keys[items] = _endpoint_key(local)
+            endpoint = endpoint_keys[fields] = _endpoint_key(local)
         by_endpoint[endpoint].append(_length_delimited(b"\x12", _span_bytes(span)))
     out = []
     for endpoint, span_fields in by_endpoint.items():

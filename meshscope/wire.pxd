@@ -15,6 +15,15 @@ cdef bytes _length_delimited(bytes tag, bytes payload)
 @cython.locals(cache_key=tuple, encoded=bytes, any_value=bytes)
 cdef bytes _attribute_field(bytes tag, str key, object value)
 
+cdef dict _SPAN_STRING_ATTRIBUTES, _NAME_FIELDS
+cdef Py_ssize_t _span_string_attribute_count
+
+@cython.locals(by_value=dict, encoded=bytes)
+cdef bytes _span_string_attribute(str key, str value)
+
+@cython.locals(encoded=bytes)
+cdef bytes _name_field(str name)
+
 @cython.locals(trace_id=str, parts=list, tags=dict, remote=dict, event=bytes, message=str, status=bytes, annotation=dict)
 cdef bytes _span_bytes(dict span)
 

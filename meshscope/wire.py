@@ -181,6 +181,40 @@ def _attribute_field(tag: bytes, key: str, value: object) -> bytes:
     return encoded
 
 
+# Span attributes with a string value, by key then value (a tag's key and value recur across spans):
+# two look-ups of strings instead of building and hashing a tuple per attribute
+_SPAN_STRING_ATTRIBUTES: dict[str, dict[str, bytes]] = {}
+_span_string_attribute_count = 0
+# a span's name field by name (names recur too)
+_NAME_FIELDS: dict[str, bytes] = {}
+
+
+def _span_string_attribute(key: str, value: str) -> bytes:
+    """``_attribute_field(b"\x4a", key, value)`` for a string ``value``, from its own cache."""
+    global _span_string_attribute_count
+    by_value = _SPAN_STRING_ATTRIBUTES.get(key)
+    if by_value is None:
+        by_value = _SPAN_STRING_ATTRIBUTES[key] = {}
+    encoded = by_value.get(value)
+    if encoded is None:
+        if _span_string_attribute_count >= _ATTRIBUTE_CACHE_MAX:
+            _SPAN_STRING_ATTRIBUTES.clear()
+            _span_string_attribute_count = 0
+            by_value = _SPAN_STRING_ATTRIBUTES[key] = {}
+        encoded = by_value[value] = _attribute_field(b"\x4a", key, value)
+        _span_string_attribute_count += 1
+    return encoded
+
+
+def _name_field(name: str) -> bytes:
+    encoded = _NAME_FIELDS.get(name)
+    if encoded is None:
+        if len(_NAME_FIELDS) >= _ATTRIBUTE_CACHE_MAX:
+            _NAME_FIELDS.clear()
+        encoded = _NAME_FIELDS[name] = _length_delimited(b"\x2a", name.encode())  # Span.name (5)
+    return encoded
+
+
 def _span_bytes(span: dict) -> bytes:
     """One Zipkin v2 span as a serialized OTLP Span (what zipkin_to_otlp_span's message serializes to)."""
     trace_id = span["traceId"]  # normalized: lowercase (and bytes.fromhex reads either case)
@@ -190,7 +224,7 @@ def _span_bytes(span: dict) -> bytes:
         parts += (b"\x22\x08", _id_bytes(parent_id, 8))  # parent_span_id (4)
     name = span.get("name")
     if name:
-        parts.append(_length_delimited(b"\x2a", name.encode()))  # name (5)
+        parts.append(_name_field(name))
     kind = _KIND_FIELD.get(span.get("kind"))
     if kind:
         parts.append(kind)  # kind (6)
@@ -209,7 +243,7 @@ def _span_bytes(span: dict) -> bytes:
     tags = span.get("tags")
     if tags:
         for key, value in tags.items():
-            parts.append(_attribute_field(b"\x4a", key, str(value)))
+            parts.append(_span_string_attribute(key, str(value)))
     remote = span.get("remoteEndpoint")
     if remote:
         for attr, key in _REMOTE_ENDPOINT_ATTRS:

@@ -208,6 +208,15 @@ def test_hand_encoding_is_byte_equal_to_protobufs_serializer(spans):
         assert wire.zipkin_to_otlp_span(span).SerializeToString() == _encoded_by_protobuf([span])[-len(wire.zipkin_to_otlp_span(span).SerializeToString()):]
 
 
+def test_encoding_stays_byte_equal_past_its_caches_bounds(monkeypatch):
+    """The encoder's caches (attributes, names) are cleared when full: what follows still encodes right."""
+    monkeypatch.setattr(wire, "_ATTRIBUTE_CACHE_MAX", 8)
+    spans = [{"traceId": "0000000000000001", "id": f"{n + 1:016x}", "name": f"op {n % 13}", "timestamp": 1 + n,
+              "tags": {f"k{n % 7}": f"v{n}", "http.method": "GET"}, "remoteEndpoint": {"serviceName": f"s{n % 11}"}}
+             for n in range(200)]
+    assert wire.encode_spans(spans) == _encoded_by_protobuf(spans)
+
+
 def test_out_of_range_times_are_a_wire_error():
     with pytest.raises(wire.WireError):
         wire.encode_spans([{"traceId": "1" * 32, "id": "2" * 16, "timestamp": 2**64}])

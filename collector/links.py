@@ -61,7 +61,7 @@ def _tree(spans: Iterable[LinkSpan]) -> _Tree:
     for index, span in enumerate(unique):
         parent = -1
         if span.shared:
-            parent = next((i for i in by_id.get(span.id, ()) if not unique[i].shared), -1)
+            parent = _unshared(by_id.get(span.id, ()), unique)
             if parent < 0 and span.parent_id:
                 parent = _pick_parent(by_id.get(span.parent_id, ()), unique, span)
         elif span.parent_id:
@@ -70,6 +70,14 @@ def _tree(spans: Iterable[LinkSpan]) -> _Tree:
             parent_of[index] = parent
             has_children[parent] = True
     return _Tree(unique, parent_of, has_children)
+
+
+def _unshared(candidates: Sequence[int], spans: list[LinkSpan]) -> int:
+    """The first of ``candidates`` that is not a shared span (the client half of an RPC), or -1."""
+    for index in candidates:
+        if not spans[index].shared:
+            return index
+    return -1
 
 
 def _pick_parent(candidates: Sequence[int], spans: list[LinkSpan], child: LinkSpan) -> int:
@@ -84,7 +92,7 @@ def _pick_parent(candidates: Sequence[int], spans: list[LinkSpan], child: LinkSp
     return candidates[0] if candidates else -1
 
 
-def _is_ancestor(node: int, other: int, parent_of: list[int]) -> bool:
+def _is_ancestor(node, other, parent_of: list[int]):  # (int, int, list) -> bool: C types in links.pxd
     seen = 0
     current = other
     while current >= 0 and seen < 10_000:
@@ -95,7 +103,7 @@ def _is_ancestor(node: int, other: int, parent_of: list[int]) -> bool:
     return False
 
 
-def _rpc_ancestor(index: int, tree: _Tree) -> LinkSpan | None:
+def _rpc_ancestor(index, tree: _Tree) -> LinkSpan | None:  # index: int (Py_ssize_t in links.pxd)
     current = tree.parent[index]
     while current >= 0:
         if tree.spans[current].kind:

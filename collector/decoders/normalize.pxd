@@ -16,8 +16,11 @@ cpdef str normalize_span_id(object value, str what=*)
 
 cdef object _int(object value, str what)
 
-@cython.locals(key=tuple)
+@cython.locals(fields=dict, key=tuple)
 cpdef object normalize_endpoint(object raw)
 
-@cython.locals(span=dict, trace_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)
+@cython.locals(key=object, value=object)
+cdef bint _all_strings(dict tags) except -1
+
+@cython.locals(fields=dict, span=dict, trace_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)
 cpdef dict normalize_span(object raw)

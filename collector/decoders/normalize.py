@@ -4,7 +4,8 @@ As zipkin2.Span.Builder and zipkin2.Endpoint.Builder do: lowercase hex ids (trac
 a 128-bit id whose high half is zero becomes 16; span and parent ids 16 hex, never all zeros),
 lowercase span and service names, zero timestamps/durations/ports dropped, IP addresses parsed
 (an IPv4-mapped IPv6 address becomes ipv4), annotations sorted and de-duplicated, empty fields
-omitted, and the Zipkin JSON field order.
+omitted, and the Zipkin JSON field order. Normalized spans are read, never changed: the spans of
+one endpoint share its normalized dict.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ except ImportError:  # the plain .py where Cython is not installed
 
 KINDS = frozenset(("CLIENT", "SERVER", "PRODUCER", "CONSUMER"))
 _HEX_DIGITS = "0123456789abcdef"
-_STR_ONLY = {str}
 
 
 @dataclass(slots=True)
@@ -126,7 +126,8 @@ def normalize_endpoint(raw: object) -> dict | None:
         return None
     if not isinstance(raw, dict):
         raise SpanError(f"endpoint must be an object, got {raw!r}")
-    service, ipv4, ipv6, port = raw.get("serviceName"), raw.get("ipv4"), raw.get("ipv6"), raw.get("port")
+    fields = raw if type(raw) is dict else dict(raw)  # an exact dict: compiled, its look-ups are C calls
+    service, ipv4, ipv6, port = fields.get("serviceName"), fields.get("ipv4"), fields.get("ipv6"), fields.get("port")
     # with the types: True == 1 == 1.0, yet they normalize apart
     key = (service, ipv4, ipv6, port, type(service), type(ipv4), type(ipv6), type(port))
     try:
@@ -138,7 +139,7 @@ def normalize_endpoint(raw: object) -> dict | None:
         if len(_endpoints) >= _ENDPOINTS_MAX:
             _endpoints.clear()
         _endpoints[key] = cached
-    return dict(cached) if cached else None
+    return cached  # shared by the spans naming this endpoint: nothing changes a span once normalized
 
 
 def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, port_raw: object) -> dict | None:
@@ -159,41 +160,48 @@ def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, por
     return endpoint or None
 
 
+def _all_strings(tags: dict):  # -> bool (bint in normalize.pxd)
+    for key, value in tags.items():
+        if type(key) is not str or type(value) is not str:
+            return False
+    return True
+
+
 def normalize_span(raw: object) -> dict:
     """One span in Zipkin v2 shape -> Zipkin's normalized form; raises SpanError."""
     if not isinstance(raw, dict):
         raise SpanError(f"a span must be an object, got {type(raw).__name__}")
-    get = raw.get  # a dozen look-ups per span
-    trace_id, span_id = get("traceId"), get("id")
+    fields = raw if type(raw) is dict else dict(raw)  # an exact dict: compiled, its look-ups are C calls
+    trace_id, span_id = fields.get("traceId"), fields.get("id")
     if trace_id is None or span_id is None:
         raise SpanError("traceId and id are required")
     span: dict = {"traceId": normalize_trace_id(trace_id)}
     span_id = normalize_span_id(span_id)
-    parent = get("parentId")
+    parent = fields.get("parentId")
     if parent not in (None, "") and not (isinstance(parent, str) and parent.count("0") == len(parent)):
         parent_id = normalize_span_id(parent, "parentId")
         if parent_id != span_id:  # Zipkin undoes a circular reference
             span["parentId"] = parent_id
     span["id"] = span_id
-    kind = get("kind")
+    kind = fields.get("kind")
     if kind not in (None, ""):
         if kind not in KINDS:
             raise SpanError(f"kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
         span["kind"] = kind
-    name = get("name")
+    name = fields.get("name")
     if name:
         span["name"] = name if type(name) is str and name.islower() else str(name).lower()
-    timestamp = _int(get("timestamp"), "timestamp")
+    timestamp = _int(fields.get("timestamp"), "timestamp")
     if timestamp:
         span["timestamp"] = timestamp
-    duration = _int(get("duration"), "duration")
+    duration = _int(fields.get("duration"), "duration")
     if duration:
         span["duration"] = duration
     for key in ("localEndpoint", "remoteEndpoint"):
-        endpoint = normalize_endpoint(get(key))
+        endpoint = normalize_endpoint(fields.get(key))
         if endpoint:
             span[key] = endpoint
-    annotations = get("annotations")
+    annotations = fields.get("annotations")
     if annotations:
         if not isinstance(annotations, list):
             raise SpanError("annotations must be a list")
@@ -203,11 +211,11 @@ def normalize_span(raw: object) -> dict:
                 raise SpanError(f"incomplete annotation {annotation!r}: timestamp and value are required")
             unique.add((_int(annotation["timestamp"], "annotation timestamp"), str(annotation["value"])))
         span["annotations"] = [{"timestamp": ts, "value": value} for ts, value in sorted(unique)]
-    tags = get("tags")
+    tags = fields.get("tags")
     if tags:
         if not isinstance(tags, dict):
             raise SpanError("tags must be an object")
-        if {*map(type, tags), *map(type, tags.values())} == _STR_ONLY:
+        if type(tags) is dict and _all_strings(tags):
             span["tags"] = dict(tags)  # the usual case: nothing to convert
         else:
             clean = {}
@@ -216,8 +224,8 @@ def normalize_span(raw: object) -> dict:
                     raise SpanError(f"tag {key!r} must have a string value")
                 clean[str(key)] = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
             span["tags"] = clean
-    if get("debug") is True:
+    if fields.get("debug") is True:
         span["debug"] = True
-    if get("shared") is True:
+    if fields.get("shared") is True:
         span["shared"] = True
     return span

@@ -8,7 +8,8 @@ cpdef uint32_t murmur2(bytes key) except? 0
 
 cdef bytes _id_bytes(str hex_id, Py_ssize_t width)
 
-cdef bytes _varint(object n)
+@cython.locals(out=bytearray)
+cdef bytes _varint(unsigned long long n)
 
 cdef bytes _length_delimited(bytes tag, bytes payload)
 

@@ -113,7 +113,7 @@ def _any_to_str(value: AnyValue) -> str:
 
 def _id_bytes(hex_id: str, width) -> bytes:  # width: an int; typed in wire.pxd (a C integer)
     try:
-        return bytes.fromhex(hex_id.rjust(width * 2, "0"))
+        return _from_hex(hex_id if len(hex_id) == width * 2 else hex_id.rjust(width * 2, "0"))
     except ValueError as exc:
         raise WireError(f"invalid hex id {hex_id!r}") from exc
 
@@ -137,13 +137,14 @@ def zipkin_to_otlp_span(span: dict) -> trace_pb2.Span:
 # than the rest of ingestion. tests/meshscope/test_wire.py holds it byte-equal to that serializer.
 _FIXED64 = struct.Struct("<Q").pack
 _SMALL_VARINTS = [bytes((n,)) for n in range(128)]
+_from_hex = bytes.fromhex
 _KIND_FIELD = {kind: b"\x30" + bytes((value,)) for kind, value in _ZIPKIN_TO_OTLP_KIND.items() if value}
 _ATTRIBUTE_CACHE: dict[tuple, bytes] = {}
 _ATTRIBUTE_CACHE_MAX = 50_000
 _TRUE = True
 
 
-def _varint(n) -> bytes:  # n: a non-negative int (wire.pxd: any Python int, in a C function)
+def _varint(n) -> bytes:  # n: an int in [0, 2**64) (wire.pxd: a C unsigned long long)
     if n < 128:
         return _SMALL_VARINTS[n]
     out = bytearray()

@@ -43,6 +43,18 @@ def link_span(span: dict) -> LinkSpan:
     ))
 
 
+def link_spans_by_trace(spans: Iterable[dict]) -> dict[str, set[LinkSpan]]:
+    """The distinct link spans of each trace among Zipkin v2 ``spans``."""
+    by_trace: dict[str, set[LinkSpan]] = {}
+    for span in spans:
+        trace_id = span["traceId"]
+        link_spans = by_trace.get(trace_id)
+        if link_spans is None:
+            link_spans = by_trace[trace_id] = set()
+        link_spans.add(link_span(span))
+    return by_trace
+
+
 class _Tree(NamedTuple):
     """The trace as parallel lists (index = span): cheaper than a node object per span."""
 

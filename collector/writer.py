@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from collector.links import LinkSpan, aggregate, link_span, trace_links
+from collector.links import LinkSpan, aggregate, link_spans_by_trace, trace_links
 from collector.metrics import Metrics
 from collector.recent import RecentSpanMessages
 from meshscope.settings import WriterMixin
@@ -230,9 +230,7 @@ def update_links(client, database: str, spans: list[dict]) -> None:
     collapses on exactly the ``LinkSpan`` fields) and its earliest time; when that count equals
     the batch's distinct ``LinkSpan`` count, the batch holds every span of the trace.
     """
-    batch: dict[str, set[LinkSpan]] = defaultdict(set)
-    for span in spans:
-        batch[span["traceId"]].add(link_span(span))
+    batch = link_spans_by_trace(spans)
     by_trace: dict[str, Iterable[LinkSpan]] = {}
     earliest: dict[str, int] = {}
     read_back = []

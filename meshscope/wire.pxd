@@ -16,7 +16,8 @@ cdef bytes _length_delimited(bytes tag, bytes payload)
 @cython.locals(cache_key=tuple, encoded=bytes, any_value=bytes)
 cdef bytes _attribute_field(bytes tag, str key, object value)
 
-cdef dict _SPAN_STRING_ATTRIBUTES, _NAME_FIELDS
+cdef dict _SPAN_STRING_ATTRIBUTES, _NAME_FIELDS, _ATTRIBUTE_CACHE, _KIND_FIELD
+cdef list _SMALL_VARINTS
 cdef Py_ssize_t _span_string_attribute_count
 
 @cython.locals(by_value=dict, encoded=bytes)

@@ -16,6 +16,8 @@ cpdef str normalize_span_id(object value, str what=*)
 
 cdef object _int(object value, str what)
 
+cdef dict _endpoints
+
 @cython.locals(fields=dict, key=tuple)
 cpdef object normalize_endpoint(object raw)
 

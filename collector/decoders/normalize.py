@@ -43,9 +43,9 @@ class Decoded:
 
 
 def _is_lower_hex(text: str) -> bool:
-    """``text`` is non-empty lowercase hex. Compiled, a loop over its characters in C; as plain
-    Python, ``str.strip`` (what it leaves is not hex: it stops at the first other character from
-    either end), the faster there, which compiled costs ~2,000 instructions per 32-character id."""
+    """``text`` is non-empty lowercase hex. Compiled: a C loop over its characters. Plain Python:
+    ``str.strip`` (what it leaves is not hex: it stops at the first other character from either
+    end), the faster of the two there, but ~2,000 instructions per 32-character id compiled."""
     if _COMPILED:
         for char in text:
             if not ("0" <= char <= "9" or "a" <= char <= "f"):
@@ -161,6 +161,7 @@ def _normalize_endpoint(service: object, ipv4_raw: object, ipv6_raw: object, por
 
 
 def _all_strings(tags: dict):  # -> bool (bint in normalize.pxd)
+    """Every key and value is a string: the usual tags, kept as they are."""
     for key, value in tags.items():
         if type(key) is not str or type(value) is not str:
             return False

@@ -59,4 +59,4 @@ bench-dashboard: $(COMPILED) system-deps
 
 clean:
 	rm -rf $(VENV) .meshscope .pytest_cache build
-	rm -f */*.so $(patsubst %.pxd,%.c,$(wildcard */*.pxd))
+	rm -f $(wildcard */*.so */*/*.so) $(PXDS:.pxd=.c)

@@ -1,7 +1,7 @@
 """Compiles the per-request and per-span modules with Cython: each module that has a ``.pxd`` beside it.
 
-The ``.pxd`` declares C types for the classes of the ``.py`` beside it; the ``.py`` stays the one
-source. The extensions are optional: without a C compiler the build goes on and the same ``.py``
+The ``.pxd`` declares C types for the classes and hot functions of the ``.py`` beside it; the
+``.py`` stays the one source. The extensions are optional: without a C compiler the build goes on and the same ``.py``
 files run, only slower. ``make`` rebuilds them when a source changes.
 """
 

@@ -1,5 +1,6 @@
 cimport cython
 from agents.http_parser cimport Exchange, HttpConversation
+from agents.tracecontext cimport may_carry_context
 
 cdef class HttpObserver:
     cdef public object context

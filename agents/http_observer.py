@@ -32,14 +32,13 @@ import math
 from agents import routes, tracecontext
 from agents.http_parser import ABORTED, DESYNCED, UNKNOWN, Exchange, HttpConversation
 from agents.observer import ListenerContext, Telemetry
+from agents.tracecontext import may_carry_context
 
 logger = logging.getLogger(__name__)
 
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _routes_memo = routes.memo  # its lookup inlined in _finish; normalize() fills it
 _pop_new_trace = tracecontext.NEW_TRACES.pop  # new traces come pre-drawn (see tracecontext)
-# a request head (without its final CRLF) followed by a new trace's header lines and the blank line
-_HEAD_WITH_NEW_TRACE = b"%s" + tracecontext.NEW_TRACE_HEADERS + b"\r\n"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -172,23 +171,20 @@ class HttpObserver:
     def _on_request_head(self, exchange: Exchange) -> bytes | None:
         telemetry = self.telemetry
         head = exchange.head
-        lowered = head.lower()
-        # the cheap check of tracecontext.extract, inlined: most requests carry no context
-        incoming = tracecontext.extract(head) if lowered.find(b"b3") >= 0 or lowered.find(b"traceparent") >= 0 else None
+        incoming = tracecontext.extract(head) if may_carry_context(head) else None
         replacement = None
         if incoming is None and self.inbound:
-            # the common case: a new trace
+            # the common case: a new trace, drawn in advance with its header lines (tracecontext)
             try:
-                trace_id, span_id, trace_bytes, span_bytes = _pop_new_trace()
+                trace_id, span_id, key, sampled_lines, unsampled_lines = _pop_new_trace()
             except IndexError:
-                trace_id, span_id, trace_bytes, span_bytes = tracecontext.new_trace()
+                trace_id, span_id, key, sampled_lines, unsampled_lines = tracecontext.new_trace()
             below = self._sample_below
-            # Recorder.should_sample's rule for a trace without a decision (a new id is valid hex)
-            sampled = telemetry.should_sample(trace_id, None) if below is None else int(trace_id[16:], 16) < below
+            # Recorder.should_sample's rule for a trace without a decision, inlined
+            sampled = telemetry.should_sample(trace_id, None) if below is None else key < below
             state = (trace_id, span_id, "", sampled, False, False)
             if self.propagate:
-                flag = b"1" if sampled else b"0"
-                replacement = _HEAD_WITH_NEW_TRACE % (head[:-2], trace_bytes, span_bytes, flag, trace_bytes, span_bytes, flag)
+                replacement = head[:-2] + (sampled_lines if sampled else unsampled_lines)
         elif self.inbound and incoming.span_id:
             state = (
                 incoming.trace_id, incoming.span_id, incoming.parent_id,

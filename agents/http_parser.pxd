@@ -3,7 +3,6 @@ cdef class Exchange:
     cdef public bytes target
     cdef public bytes head
     cdef public long long request_start_ns
-    cdef public long long request_end_ns
     cdef public long long request_body_bytes
     cdef public int status
     cdef public long long response_start_ns

@@ -52,7 +52,7 @@ class Exchange:
     Cython cannot build from ``@dataclass(slots=True)``."""
 
     __slots__ = (
-        "method", "target", "head", "request_start_ns", "request_end_ns", "request_body_bytes", "status",
+        "method", "target", "head", "request_start_ns", "request_body_bytes", "status",
         "response_start_ns", "response_end_ns", "response_body_bytes", "upgrade", "outcome", "tag",
     )
 
@@ -61,7 +61,6 @@ class Exchange:
         self.target = target
         self.head = head  # the request head as received, set while ``on_request_head`` runs
         self.request_start_ns = request_start_ns
-        self.request_end_ns = 0
         self.request_body_bytes = 0
         self.status = 0
         self.response_start_ns = 0
@@ -106,14 +105,11 @@ class _RequestCallbacks:
     def on_body(self, body: bytes) -> None:
         c = self.conversation
         c._piece_body += len(body)
-        if c._request is not None:
+        if c._request is not None:  # the request whose head came last: bodies follow their head
             c._request.request_body_bytes += len(body)
 
-    def on_message_complete(self) -> None:
-        c = self.conversation
-        if c._request is not None:
-            c._request.request_end_ns = c._now
-            c._request = None
+    # no on_message_complete: when a request ends is not needed, and a callback fewer is ~1 µs
+    # less on every request's path with cold caches
 
 
 class _ResponseCallbacks:

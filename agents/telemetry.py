@@ -13,6 +13,7 @@ import time
 from collections import deque
 
 from agents.observer import TraceContext
+from agents.tracecontext import sample_key
 from meshscope.wire import LatencyRecord, ResourceSample
 
 OTHER = "OTHER"
@@ -120,7 +121,7 @@ class Recorder:
             return sampled
         # consistent on the trace id, so that every agent on a trace decides the same way
         try:
-            return int(trace_id[-16:], 16) < self.sample_below
+            return sample_key(trace_id) < self.sample_below
         except ValueError:
             return self.sample_rate >= 1.0
 

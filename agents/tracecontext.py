@@ -11,6 +11,13 @@ import os
 import random
 from dataclasses import dataclass
 
+try:  # Cython's own flag: True in the module setup.py builds, False in the plain .py
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # the plain .py where Cython is not installed
+    _COMPILED = False
+
 # Lower-cased header names the agent owns when it sets a context (tracestate is left alone).
 TRACE_HEADERS = frozenset({b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid", b"x-b3-sampled", b"x-b3-flags", b"b3", b"traceparent"})
 _MARKERS = (b"\nx-b3-", b"\nb3:", b"\ntraceparent:")
@@ -45,17 +52,22 @@ def new_span_id() -> str:
 
 # New traces, drawn NEW_TRACES_PER_DRAW at a time: one is taken on every request without context,
 # and at a few hundred requests per second the caches are cold for each of them; in a batch the
-# random generator and its data stay warm. Entries are (trace_id, span_id) as str, for the span,
-# and again as bytes, for ``NEW_TRACE_HEADERS``. The event loop pops (``NEW_TRACES.pop()``, atomic;
-# IndexError when empty: then ``new_trace()``).
+# random generator, the formatting and their data stay warm, and the request path is left with a
+# pop, a comparison and a concatenation. Entries are ``NewTrace`` tuples. The event loop pops
+# (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
 NEW_TRACES_PER_DRAW = 64
-NEW_TRACES: list[tuple[str, str, bytes, bytes]] = []
+NEW_TRACES: list[tuple[str, str, int, bytes, bytes]] = []
 os.register_at_fork(after_in_child=NEW_TRACES.clear)  # a child must not reuse its parent's ids
 
-# The header lines of a new trace in B3 multi and traceparent (``headers_for``'s common case), one
-# bytes formatting on the request path: % (trace id, span id, flag, trace id, span id, flag), where
-# the flag is b"1" (sampled) or b"0".
+# The header lines of a new trace in B3 multi and traceparent (``headers_for``'s common case):
+# % (trace id, span id, flag, trace id, span id, flag), where the flag is b"1" (sampled) or b"0".
 NEW_TRACE_HEADERS = b"X-B3-TraceId: %s\r\nX-B3-SpanId: %s\r\nX-B3-Sampled: %s\r\ntraceparent: 00-%s-%s-0%s\r\n"
+
+
+def sample_key(trace_id: str) -> int:
+    """The number a trace's sampling decision compares with the sampled share of 2**64 (its low
+    64 bits), the same on every agent of the trace; ValueError when the id is not hex."""
+    return int(trace_id[-16:], 16)
 
 
 def _draw_new_traces() -> None:
@@ -65,21 +77,46 @@ def _draw_new_traces() -> None:
     drawn = []
     for start in range(0, 48 * count, 48):
         trace_id, span_id = ids[start:start + 32], ids[start + 32:start + 48]
-        span_bytes = ids_bytes[start + 32:start + 48]
+        trace_bytes, span_bytes = ids_bytes[start:start + 32], ids_bytes[start + 32:start + 48]
         if span_id == "0000000000000000":
             span_id = new_span_id()
             span_bytes = span_id.encode()
-        drawn.append((trace_id, span_id, ids_bytes[start:start + 32], span_bytes))
+        ids_twice = (trace_bytes, span_bytes)
+        drawn.append((
+            trace_id, span_id, sample_key(trace_id),
+            NEW_TRACE_HEADERS % (*ids_twice, b"1", *ids_twice, b"1") + b"\r\n",
+            NEW_TRACE_HEADERS % (*ids_twice, b"0", *ids_twice, b"0") + b"\r\n",
+        ))
     NEW_TRACES.extend(drawn)
 
 
-def new_trace() -> tuple[str, str, bytes, bytes]:
-    """A new trace: (trace_id, span_id, the same two as bytes)."""
+def new_trace() -> tuple[str, str, int, bytes, bytes]:
+    """A new trace, ``NewTrace``: (trace_id, span_id, its ``sample_key``, then the end of a request
+    head that carries it: its header lines and the blank line, sampled, and again not sampled)."""
     while True:
         try:
             return NEW_TRACES.pop()
         except IndexError:
             _draw_new_traces()
+
+
+def may_carry_context(head: bytes) -> bool:
+    """False when ``head`` surely carries no trace context: no ``b3`` and no ``traceparent`` in
+    any case (most requests); ``extract`` decides otherwise. Compiled: one C pass over the bytes,
+    without the lowered copy the plain-Python form makes."""
+    if _COMPILED:
+        size = len(head)
+        for index in range(size - 1):
+            char = head[index] | 0x20
+            if char == 98 and head[index + 1] == 51:  # b3, B3
+                return True
+            if char == 116 and index + 11 <= size and head[index + 1] | 0x20 == 114 and head[index:index + 11].lower() == b"traceparent":
+                return True
+        return False
+    lowered = head.lower()
+    # find(), not ``in``: bytes.__contains__ first tries its operand as an int and raises and
+    # clears a TypeError
+    return lowered.find(b"b3") >= 0 or lowered.find(b"traceparent") >= 0
 
 
 def _is_hex(value: str, *lengths: int) -> bool:
@@ -101,11 +138,9 @@ def extract(head: bytes) -> IncomingContext | None:
     """The trace context a request head carries, or None when it carries none.
 
     B3 wins over traceparent when both are valid (Zipkin is the compatibility target)."""
-    lowered = head.lower()
-    # cheap pre-check (C substring search); most requests carry no context. find(), not ``in``:
-    # bytes.__contains__ first tries its operand as an int and raises and clears a TypeError
-    if lowered.find(b"b3") < 0 and lowered.find(b"traceparent") < 0:
+    if not may_carry_context(head):
         return None
+    lowered = head.lower()
     if not any(marker in lowered for marker in _MARKERS):
         return None
     fields: dict[bytes, str] = {}

@@ -36,6 +36,20 @@ def test_extract_b3_multi_single_and_w3c():
     assert (sixty_four.trace_id, sixty_four.sampled) == (TRACE[16:], None)
 
 
+@pytest.mark.parametrize(("line", "may"), [
+    ("X-B3-TraceId: 1", True), ("x-b3-sampled: 0", True), ("B3: 0", True), ("TraceParent: 00", True),
+    ("TRACEPARENT: 00", True), ("tRaCePaReNt: 00", True), ("Cookie: b3=1", True),  # extract says no to this one
+    ("Host: x", False), ("Trace: a", False), ("X-Traceparen: t", False), ("Accept: b/3", False), ("Content-Type: b", False),
+])
+def test_the_quick_context_check_never_misses_a_context(line, may):
+    """may_carry_context decides as the lowered substring check (a C loop when compiled)."""
+    request = head(line)
+    assert tracecontext.may_carry_context(request) is may
+    assert may == (b"b3" in request.lower() or b"traceparent" in request.lower())
+    assert tracecontext.may_carry_context(request[:-len(line) - 4]) is False  # cut before the line
+    assert tracecontext.may_carry_context(b"") is False and tracecontext.may_carry_context(b"b") is False
+
+
 def test_rewrite_replaces_only_trace_headers():
     original = head("Host: x", f"X-B3-TraceId: {TRACE}", f"X-B3-SpanId: {SPAN}", "Accept: */*")
     headers = tracecontext.headers_for(TRACE, "1111111111111111", SPAN, True, False, tracecontext.B3_MULTI)
@@ -271,9 +285,12 @@ def test_new_traces_come_drawn_in_batches_with_their_header_lines():
     assert len(tracecontext.NEW_TRACES) == tracecontext.NEW_TRACES_PER_DRAW - 1  # a third draw, one taken
     assert len({trace_id for trace_id, *_ in drawn}) == len(drawn)
     both = tracecontext.B3_MULTI | tracecontext.W3C
-    for trace_id, span_id, trace_bytes, span_bytes in drawn:
+    for trace_id, span_id, key, sampled_lines, unsampled_lines in drawn:
         assert tracecontext._is_hex(trace_id, 32) and tracecontext._is_hex(span_id, 16)
-        assert (trace_bytes, span_bytes) == (trace_id.encode(), span_id.encode())
+        assert key == int(trace_id[16:], 16)
+        # the end of a request head: the header lines headers_for writes, then the blank line
+        assert sampled_lines == tracecontext.headers_for(trace_id, span_id, "", True, False, both) + b"\r\n"
+        assert unsampled_lines == tracecontext.headers_for(trace_id, span_id, "", False, False, both) + b"\r\n"
     trace_id, span_id = drawn[0][:2]
     assert tracecontext.headers_for(trace_id, span_id, "", True, False, both) == (
         f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\nX-B3-Sampled: 1\r\n"

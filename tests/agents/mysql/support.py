@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.mysql.observer import MySQLObserver, MySQLOptions
@@ -29,18 +30,34 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
     loop.close()
 
 
-@dataclass
 class RecordingTelemetry:
-    sample: bool = True
-    inbound: TraceContext | None = None
-    spans: list[dict] = field(default_factory=list)
-    observations: list[dict] = field(default_factory=list)
+    """Keeps what an observer reports. Fed by a proxy on another thread (``ProxyRelay``), reads
+    first let that proxy's loop finish the callback it is in (``settle``): the proxy writes a
+    response to the client before observing it, so a client holding its response could otherwise
+    read before the observation was made."""
+
+    def __init__(self, sample: bool = True, inbound: TraceContext | None = None) -> None:
+        self.sample = sample
+        self.inbound = inbound
+        self.settle: Callable[[], None] = lambda: None
+        self._spans: list[dict] = []
+        self._observations: list[dict] = []
+
+    @property
+    def spans(self) -> list[dict]:
+        self.settle()
+        return self._spans
+
+    @property
+    def observations(self) -> list[dict]:
+        self.settle()
+        return self._observations
 
     def emit_span(self, span: dict) -> None:
-        self.spans.append(span)
+        self._spans.append(span)
 
     def observe(self, **kwargs) -> None:
-        self.observations.append(kwargs)
+        self._observations.append(kwargs)
 
     def should_sample(self, trace_id: str, sampled: bool | None) -> bool:
         return self.sample if sampled is None else sampled
@@ -207,7 +224,15 @@ class ProxyRelay:
                                   factory=self._factory)
         asyncio.run_coroutine_threadsafe(self._listener.start(), self._loop).result(10)
         self.port = self._listener.listen_port
+        if isinstance(self.telemetry, RecordingTelemetry):
+            self.telemetry.settle = self._settle
         return self
+
+    def _settle(self) -> None:
+        # a callback queued now runs after the one in progress (the forwarding and observing of
+        # whatever a client has already received)
+        if self._loop.is_running() and threading.current_thread() is not self._thread:
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop).result(10)
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._listener.stop_accepting)

@@ -1,6 +1,6 @@
 """HTTP sidecar benchmark: Debian nginx directly vs through the agent, in the same run.
 
-    .venv/bin/python bench/bench_http.py [--wrk-seconds 5] [--rate-seconds 8] [--rate 1000] [--rounds 4]
+    .venv/bin/python bench/bench_http.py [--wrk-seconds 5] [--rate-seconds 16] [--rate 1000] [--rounds 16]
 
 The agent runs as ``meshscope agent`` with every feature on at its defaults (HTTP parsing, trace
 context, spans at the default sampling, metrics, resource sampling, health probes) and publishes
@@ -26,8 +26,8 @@ to a tansu broker started here. Measured:
 
 Prints figures, then a last line
 ``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N
-cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N [instructions_vs_floor=N]`` (cpu_per_1000rps and the floor
-at saturation).
+cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N floor_added_p50_ms=N floor_added_p99_ms=N [instructions_vs_floor=N]``
+(cpu_per_1000rps and the floor at saturation; the floor's added latency at the fixed rate, in the same turns).
 Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
 """
 
@@ -291,9 +291,11 @@ def interleaved_fixed_rate(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wrk-seconds", type=float, default=5)
-    parser.add_argument("--rate-seconds", type=float, default=8)
+    # 16 turns of 1 s: with 4 turns of 2 s, the added p50 of the same code moved 0.02-0.23 ms
+    # from run to run on a noisy machine; with 16, 0.15-0.20 (0.27 in a run the machine stalled)
+    parser.add_argument("--rate-seconds", type=float, default=16)
     parser.add_argument("--rate", type=float, default=1000)
-    parser.add_argument("--rounds", type=int, default=4, help="turns the fixed-rate targets take (default 4)")
+    parser.add_argument("--rounds", type=int, default=16, help="turns the fixed-rate targets take (default 16)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -362,7 +364,8 @@ def main() -> int:
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f} "
             f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f} "
-            f"fixed_rate_cpu_per_1000rps={fixed_per_1000:.4f}"
+            f"fixed_rate_cpu_per_1000rps={fixed_per_1000:.4f} floor_added_p50_ms={floor_fixed.ms(0.5) - direct_p50:.3f} "
+            f"floor_added_p99_ms={floor_fixed.ms(0.99) - direct_p99:.3f}"
             + (f" instructions_vs_floor={instructions_vs_floor:.2f}" if instructions_vs_floor else "")
         )
         return 0

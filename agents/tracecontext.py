@@ -53,21 +53,23 @@ def new_span_id() -> str:
 # New traces, drawn NEW_TRACES_PER_DRAW at a time: one is taken on every request without context,
 # and at a few hundred requests per second the caches are cold for each of them; in a batch the
 # random generator, the formatting and their data stay warm, and the request path is left with a
-# pop, a comparison and a concatenation. Entries are ``NewTrace`` tuples. The event loop pops
+# pop, a comparison and a concatenation. Entries are the tuples ``new_trace`` returns. The event loop pops
 # (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
 NEW_TRACES_PER_DRAW = 64
 NEW_TRACES: list[tuple[str, str, int, bytes, bytes]] = []
 os.register_at_fork(after_in_child=NEW_TRACES.clear)  # a child must not reuse its parent's ids
 
-# The header lines of a new trace in B3 multi and traceparent (``headers_for``'s common case):
-# % (trace id, span id, flag, trace id, span id, flag), where the flag is b"1" (sampled) or b"0".
-NEW_TRACE_HEADERS = b"X-B3-TraceId: %s\r\nX-B3-SpanId: %s\r\nX-B3-Sampled: %s\r\ntraceparent: 00-%s-%s-0%s\r\n"
-
-
 def sample_key(trace_id: str) -> int:
     """The number a trace's sampling decision compares with the sampled share of 2**64 (its low
     64 bits), the same on every agent of the trace; ValueError when the id is not hex."""
     return int(trace_id[-16:], 16)
+
+
+def _new_trace_lines(trace: bytes, span: bytes, sampled: bool) -> bytes:
+    """The header lines of a new trace in B3 multi and traceparent (``headers_for``'s common case)."""
+    flag = b"1" if sampled else b"0"
+    return b"".join((b"X-B3-TraceId: ", trace, b"\r\nX-B3-SpanId: ", span, b"\r\nX-B3-Sampled: ", flag,
+                     b"\r\ntraceparent: 00-", trace, b"-", span, b"-0", flag, b"\r\n"))
 
 
 def _draw_new_traces() -> None:
@@ -81,17 +83,16 @@ def _draw_new_traces() -> None:
         if span_id == "0000000000000000":
             span_id = new_span_id()
             span_bytes = span_id.encode()
-        ids_twice = (trace_bytes, span_bytes)
         drawn.append((
             trace_id, span_id, sample_key(trace_id),
-            NEW_TRACE_HEADERS % (*ids_twice, b"1", *ids_twice, b"1") + b"\r\n",
-            NEW_TRACE_HEADERS % (*ids_twice, b"0", *ids_twice, b"0") + b"\r\n",
+            _new_trace_lines(trace_bytes, span_bytes, True) + b"\r\n",
+            _new_trace_lines(trace_bytes, span_bytes, False) + b"\r\n",
         ))
     NEW_TRACES.extend(drawn)
 
 
 def new_trace() -> tuple[str, str, int, bytes, bytes]:
-    """A new trace, ``NewTrace``: (trace_id, span_id, its ``sample_key``, then the end of a request
+    """A new trace: (trace_id, span_id, its ``sample_key``, then the end of a request
     head that carries it: its header lines and the blank line, sampled, and again not sampled)."""
     while True:
         try:
@@ -191,9 +192,7 @@ def extract(head: bytes) -> IncomingContext | None:
 def headers_for(trace_id: str, span_id: str, parent_id: str, sampled: bool, debug: bool, formats: int) -> bytes:
     """Header lines (each ending CRLF) carrying this context in the given formats."""
     if formats == B3_MULTI | W3C and not parent_id and not debug and len(trace_id) == 32:
-        # the common case, a new trace, formatted in one go
-        flag, trace, span = (b"1" if sampled else b"0"), trace_id.encode(), span_id.encode()
-        return NEW_TRACE_HEADERS % (trace, span, flag, trace, span, flag)
+        return _new_trace_lines(trace_id.encode(), span_id.encode(), sampled)  # the common case, a new trace
     lines = []
     if formats & B3_MULTI:
         lines.append(f"X-B3-TraceId: {trace_id}\r\nX-B3-SpanId: {span_id}\r\n")

@@ -1,3 +1,5 @@
+cimport cython
+
 cdef class Exchange:
     cdef public str method
     cdef public bytes target
@@ -47,3 +49,13 @@ cdef class HttpConversation:
     cdef public bytes _response_held
     cdef public bint _response_in_head
     cdef public bytes _method
+
+    # the per-chunk methods: C calls between them (feed_* stay callable from Python)
+    @cython.locals(position=Py_ssize_t, size=Py_ssize_t, index=Py_ssize_t, end=Py_ssize_t, keep=Py_ssize_t)
+    cpdef bytes feed_request(self, bytes data, long long now_ns)
+    cdef bint _feed_piece(self, bytes piece, list out, bytes data, Py_ssize_t rest_at) except -1
+    @cython.locals(begin=Py_ssize_t, unheld=bint)
+    cdef _forward_piece(self, bytes piece, bint began_before, list out)
+    cpdef feed_response(self, bytes data, long long now_ns)
+    cdef _feed_response_piece(self, bytes piece)
+    cdef _finish_response(self, Exchange exchange, str outcome)

@@ -205,7 +205,7 @@ class HttpConversation:
 
     # ------------------------------------------------------------------ client -> server
 
-    def feed_request(self, data: bytes, now_ns: int) -> bytes:
+    def feed_request(self, data: bytes, now_ns) -> bytes:  # now_ns: int (a C long long in http_parser.pxd)
         if self.state != HTTP:
             return data
         self._now = now_ns
@@ -241,7 +241,7 @@ class HttpConversation:
             return out[0]
         return b"".join(out)
 
-    def _feed_piece(self, piece: bytes, out: list[bytes], data: bytes, rest_at: int) -> bool:
+    def _feed_piece(self, piece: bytes, out: list[bytes], data: bytes, rest_at):  # rest_at: int; -> bool (C types in the .pxd)
         """Parse one piece and append what to forward; False when the rest of ``data`` (from
         ``rest_at`` for an upgrade, from the piece for a desync) was forwarded raw."""
         self._piece_body = 0
@@ -317,7 +317,7 @@ class HttpConversation:
 
     # ------------------------------------------------------------------ server -> client
 
-    def feed_response(self, data: bytes, now_ns: int) -> None:
+    def feed_response(self, data: bytes, now_ns) -> None:  # now_ns: int (a C long long in http_parser.pxd)
         state = self.state
         if state == TUNNEL or state == DESYNCED:
             return

@@ -2,10 +2,10 @@
 
 Bytes from the client go through the listener's ``ConnectionObserver`` (which returns what to
 forward: the same bytes, or a request head with trace context set) and bytes from the upstream go
-to the client untouched, then to the observer (its work stays off the client's wait). Half-close is forwarded (``write_eof``), a
-reset on one side aborts the other, and backpressure is end to end: when one side's write buffer
-passes its high-water mark the other side stops being read, so memory per connection stays bounded
-by the buffer limits, whatever the speeds of the two ends.
+to the client untouched, then to the observer (its work stays off the client's wait). Half-close
+is forwarded (``write_eof``), a reset on one side aborts the other, and backpressure is end to end:
+when one side's write buffer passes its high-water mark the other side stops being read, so memory
+per connection stays bounded by the buffer limits, whatever the speeds of the two ends.
 
 Observer factories are picked by protocol from ``OBSERVERS``; ``mysql`` is imported lazily and
 falls back to plain pass-through when ``agents.mysql.observer`` is not there.

@@ -53,8 +53,8 @@ def new_span_id() -> str:
 # New traces, drawn NEW_TRACES_PER_DRAW at a time: one is taken on every request without context,
 # and at a few hundred requests per second the caches are cold for each of them; in a batch the
 # random generator, the formatting and their data stay warm, and the request path is left with a
-# pop, a comparison and a concatenation. Entries are the tuples ``new_trace`` returns. The event loop pops
-# (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
+# pop, a comparison and a concatenation. Entries are the tuples ``new_trace`` returns. The event
+# loop pops (``NEW_TRACES.pop()``, atomic; IndexError when empty: then ``new_trace()``).
 NEW_TRACES_PER_DRAW = 64
 NEW_TRACES: list[tuple[str, str, int, bytes, bytes]] = []
 os.register_at_fork(after_in_child=NEW_TRACES.clear)  # a child must not reuse its parent's ids
@@ -111,8 +111,9 @@ def may_carry_context(head: bytes) -> bool:
             char = head[index] | 0x20
             if char == 98 and head[index + 1] == 51:  # b3, B3
                 return True
-            if char == 116 and index + 11 <= size and head[index + 1] | 0x20 == 114 and head[index:index + 11].lower() == b"traceparent":
-                return True
+            if char == 116 and index + 11 <= size and head[index + 1] | 0x20 == 114:  # tr, TR, Tr, tR
+                if head[index:index + 11].lower() == b"traceparent":
+                    return True
         return False
     lowered = head.lower()
     # find(), not ``in``: bytes.__contains__ first tries its operand as an int and raises and

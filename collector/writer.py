@@ -19,7 +19,6 @@ import gc
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 
 from kafka import KafkaConsumer
@@ -214,36 +213,55 @@ def store_batch(client, database: str, spans: list[dict], latency=(), resources=
                 spans_received_us: list[int] | None = None) -> None:
     """Insert one batch and recompute the dependency links of the traces its spans belong to."""
     if spans:
-        insert_spans(client, database, spans, spans_received_us)
-        update_links(client, database, spans)
+        received_us = spans_received_us if spans_received_us is not None else time.time_ns() // 1000
+        batch = link_spans_by_trace(spans)
+        stored = stored_link_spans(client, database, batch)  # before the insert: what earlier batches stored
+        insert_spans(client, database, spans, received_us)
+        update_links(client, database, batch, stored, _earliest_us(spans, received_us))
     insert_latency(client, database, latency)
     insert_resources(client, database, resources)
     insert_dead_letters(client, database, dead_letters)
 
 
-def update_links(client, database: str, spans: list[dict]) -> None:
-    """Recompute the links of the traces of ``spans``, which are stored already.
+def stored_link_spans(client, database: str, trace_ids: Iterable[str]) -> dict[str, tuple[int, list[LinkSpan]]]:
+    """trace id -> (earliest ts_us, link spans) of what the store holds of ``trace_ids``: nothing
+    for most traces, whose spans all come in one batch."""
+    stored: dict[str, tuple[int, list[LinkSpan]]] = {}
+    for row in zipkin_queries.link_spans(client, database, trace_ids):
+        earliest, link_spans = stored.get(row[0], (row[8], []))
+        link_spans.append(LinkSpan._make(row[1:8]))
+        stored[row[0]] = (min(earliest, row[8]), link_spans)
+    return stored
 
-    A trace's links come from all its stored spans. Most traces have no spans but this batch's:
-    those are linked from ``spans`` in memory, and only the others' spans are read back. The
-    store is asked, per trace, how many distinct link rows it holds (``trace_link_spans``
-    collapses on exactly the ``LinkSpan`` fields) and its earliest time; when that count equals
-    the batch's distinct ``LinkSpan`` count, the batch holds every span of the trace.
-    """
-    batch = link_spans_by_trace(spans)
-    by_trace: dict[str, Iterable[LinkSpan]] = {}
+
+def _earliest_us(spans: list[dict], received_us: int | list[int]) -> dict[str, int]:
+    """trace id -> the earliest ts_us of its ``spans``, as the spans table computes ts_us (the
+    span's timestamp, else its ``received_us``)."""
+    received = [received_us] * len(spans) if isinstance(received_us, int) else received_us
     earliest: dict[str, int] = {}
-    read_back = []
-    for trace_id, stored, ts_us in zipkin_queries.link_span_counts(client, database, batch):
-        earliest[trace_id] = ts_us
-        if stored == len(batch[trace_id]):
-            by_trace[trace_id] = batch[trace_id]
-        else:
-            read_back.append(trace_id)
-    if read_back:
-        stored_spans: dict[str, list[LinkSpan]] = defaultdict(list)
-        for row in zipkin_queries.link_spans(client, database, read_back):
-            stored_spans[row[0]].append(LinkSpan._make(row[1:8]))
-        by_trace.update(stored_spans)
-    rows = [(trace_id, earliest[trace_id], aggregate(trace_links(trace_spans))) for trace_id, trace_spans in by_trace.items()]
-    zipkin_queries.insert_trace_links(client, database, rows)
+    for span, received_at in zip(spans, received, strict=True):
+        ts_us = span.get("timestamp") or received_at
+        trace_id = span["traceId"]
+        if ts_us < earliest.get(trace_id, ts_us + 1):
+            earliest[trace_id] = ts_us
+    return earliest
+
+
+def update_links(client, database: str, batch: dict[str, set[LinkSpan]], stored: dict[str, tuple[int, list[LinkSpan]]],
+                 earliest_us: dict[str, int]) -> None:
+    """Recompute and store the links of the traces of ``batch`` (their link spans in this batch,
+    inserted already), from those spans and ``stored``, what the store held of them before.
+
+    Reading the stored spans before the insert, not after, costs one query that finds nothing for
+    a new trace, where reading after would need to count what the store holds of every trace.
+    A trace's spans all go to one partition (keyed by trace id), so one writer links it at a time.
+    """
+    rows = []
+    for trace_id, link_spans in batch.items():
+        ts_us = earliest_us[trace_id]
+        before = stored.get(trace_id)
+        if before is not None:
+            ts_us = min(ts_us, before[0])
+            link_spans = link_spans.union(before[1])
+        rows.append((trace_id, ts_us, aggregate(trace_links(link_spans))))
+    zipkin_queries.insert_trace_links(client, database, rows, maybe_linked=stored)

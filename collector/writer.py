@@ -8,8 +8,8 @@ latency and resource rows share their whole sorting key. A span record may hold 
 (``docs/wire-model.md``): nothing here is per message but the dead letter. A record that cannot be
 decoded is parked whole in ``dead_letters`` with its topic, partition and offset, counted, and
 never blocks the partition. After each span insert the dependency links of the traces touched are recomputed
-(``collector.links``) from the stored spans, so links of a trace split across batches, writers or
-restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
+(``collector.links``) from the batch's spans and those of the same traces stored before it, so links
+of a trace split across batches or restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
 ``collector.recent`` instead of being decoded again (the same spans decoding would give).
 """
 

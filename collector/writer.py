@@ -128,7 +128,9 @@ class Writer:
         batch = _Batch()
         batch_s = self.settings.writer_batch_ms / 1000
         while not self._stop.is_set():
-            polled = consumer.poll(timeout_ms=min(200, self.settings.writer_batch_ms), max_records=self.settings.writer_batch_size)
+            # a pending batch is flushed when its time is up, not at the end of a longer poll
+            wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
+            polled = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.settings.writer_batch_size)
             assignment = consumer.assignment()
             if assignment:
                 self.assigned.set()

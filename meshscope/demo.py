@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from meshscope.devbroker import TansuBroker, free_port, wait_for_port
+from meshscope.devbroker import TansuBroker, free_port, port_open
 from meshscope.devmariadb import MariaDB, start_mariadb
 from meshscope.settings import DemoSettings, load
 
@@ -116,6 +117,7 @@ class ShopStack:
         db.create(self.mariadb.host, self.mariadb.port, self.mariadb.user, self.mariadb.password, topology.DATABASE)
         private = self.private_ports = {service.name: free_port() for service in topology.SERVICES}
         self.public_ports = {service.name: free_port() for service in topology.SERVICES}
+        started: list[tuple[Process, int]] = []  # each process with the port it listens on
         for service in topology.SERVICES:
             agent_args = [
                 "--service", service.name,
@@ -133,15 +135,16 @@ class ShopStack:
                 db_address = {"host": "127.0.0.1", "port": port, "user": self.mariadb.user,
                               "password": self.mariadb.password, "database": topology.DATABASE}
             process = self._spawn(service.name, topology.command(service, private[service.name], dependency_urls, db_address))
-            self._spawn(f"agent-{service.name}", [
+            agent = self._spawn(f"agent-{service.name}", [
                 sys.executable, "-m", "meshscope.cli", "agent", *agent_args,
             ], env={
                 "MESHSCOPE_SERVICE_PID": str(process.popen.pid),
                 "MESHSCOPE_AGENT_SPOOL_DIR": str(self.work_dir / "spool" / service.name),
             })
-        for service in topology.SERVICES:
-            wait_for_port("127.0.0.1", private[service.name], timeout=60)
-            wait_for_port("127.0.0.1", self.public_ports[service.name], timeout=60)
+            started.append((process, private[service.name]))
+            started.append((agent, self.public_ports[service.name]))
+        for process, port in started:
+            self.wait_until(functools.partial(port_open, port), f"{process.name} on port {port}", timeout=60, process=process)
 
     def start(self) -> ShopStack:
         try:
@@ -163,18 +166,28 @@ class ShopStack:
                 check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
+    @classmethod
+    def wait_http(cls, url: str, timeout: float, process: Process | None = None) -> None:
+        def answers() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(url, timeout=2).status_code < 500
+            return False
+
+        cls.wait_until(answers, url, timeout, process)
+
     @staticmethod
-    def wait_http(url: str, timeout: float, process: Process | None = None) -> None:
+    def wait_until(ready, what: str, timeout: float, process: Process | None = None) -> None:
+        """Poll ``ready()``; fail with the tail of ``process``'s log as soon as it exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process is not None and process.popen.poll() is not None:
                 tail = process.log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise RuntimeError(f"{process.name} exited ({process.popen.returncode}): " + " | ".join(tail))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=2).status_code < 500:
-                    return
+            if ready():
+                return
             time.sleep(0.3)
-        raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+        tail = process.log_path.read_text(errors="replace").strip().splitlines()[-5:] if process else []
+        raise TimeoutError(f"{what} did not answer within {timeout:.0f}s" + (": " + " | ".join(tail) if tail else ""))
 
     def stop(self) -> None:
         """Stop everything, newest first (agents flush on SIGTERM). Idempotent."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -37,20 +38,52 @@ def tansu_binary() -> pathlib.Path:
     return binary
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on, taken below the kernel's ephemeral range and never twice by this
+    process. A port of that range (what binding port 0 gives) can be taken, before its server binds
+    it, by any outgoing connection, and a client retrying a stopped server in that range can even
+    connect to itself on the server's port, so the server cannot bind it again when restarted."""
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # a crowded range below: fall back on the kernel's choice
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
+        if port_open(port, host):
+            return
+        time.sleep(0.02)
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 

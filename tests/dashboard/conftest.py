@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,17 +18,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from meshscope.devbroker import free_port, wait_for_port
 from tests.dashboard import seed
 
 CHROMIUM = os.environ.get("MESHSCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MESHSCOPE_CHROMEDRIVER", "/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_chromium(user_data_dir: Path, width: int = 1440, height: int = 1000):
@@ -67,7 +61,7 @@ class ThreadedServer:
             self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._kind = kind
         self._thread.start()
-        wait_for_port(self.port)
+        wait_for_port("127.0.0.1", self.port, timeout=30)
 
     def stop(self) -> None:
         if self._kind == "wsgi":
@@ -75,17 +69,6 @@ class ThreadedServer:
         else:
             self._server.should_exit = True
         self._thread.join(timeout=10)
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def seeded_api_app(api: seed.SeededApi):

@@ -221,14 +221,14 @@ def test_runs_alone_with_python_m_dashboard(browser, seeded_api_url, tmp_path):
     import subprocess
     import sys
 
-    from tests.dashboard.conftest import free_port, wait_for_port
+    from meshscope.devbroker import free_port, wait_for_port
 
     port = free_port()
     log = open(tmp_path / "dashboard.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "dashboard", "--api", seeded_api_url, "--port", str(port)],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port)
+        wait_for_port("127.0.0.1", port, timeout=30)
         console_errors(browser)
         browser.get(f"http://127.0.0.1:{port}/dashboard/")
         wait_for(browser, "#overview-table td", "frontend")

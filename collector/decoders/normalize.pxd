@@ -24,5 +24,5 @@ cpdef object normalize_endpoint(object raw)
 @cython.locals(key=object, value=object)
 cdef bint _all_strings(dict tags) except -1
 
-@cython.locals(fields=dict, span=dict, trace_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)
+@cython.locals(fields=dict, span=dict, trace_id=object, raw_span_id=object, span_id=str, parent=object, parent_id=str, tags=object, clean=dict, unique=set, annotations=object)
 cpdef dict normalize_span(object raw)

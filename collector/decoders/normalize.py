@@ -173,11 +173,11 @@ def normalize_span(raw: object) -> dict:
     if not isinstance(raw, dict):
         raise SpanError(f"a span must be an object, got {type(raw).__name__}")
     fields = raw if type(raw) is dict else dict(raw)  # an exact dict: compiled, its look-ups are C calls
-    trace_id, span_id = fields.get("traceId"), fields.get("id")
-    if trace_id is None or span_id is None:
+    trace_id, raw_span_id = fields.get("traceId"), fields.get("id")
+    if trace_id is None or raw_span_id is None:
         raise SpanError("traceId and id are required")
     span: dict = {"traceId": normalize_trace_id(trace_id)}
-    span_id = normalize_span_id(span_id)
+    span_id = normalize_span_id(raw_span_id)
     parent = fields.get("parentId")
     if parent not in (None, "") and not (isinstance(parent, str) and parent.count("0") == len(parent)):
         parent_id = normalize_span_id(parent, "parentId")

@@ -75,7 +75,8 @@ def test_random_bytes_never_crash(decode):
 @pytest.mark.parametrize("body", [b"[1, 2]", b'[{"traceId": 5, "id": "x"}]', b'[{"traceId": "a", "id": "b", "annotations": 3}]',
                                   b'[{"traceId": "' + b"a" * 16 + b'", "id": "' + b"b" * 16 + b'", "localEndpoint": {"port": 99999}}]',
                                   b'[{"traceId": "' + b"0" * 16 + b'", "id": "' + b"b" * 16 + b'"}]',
-                                  b'[{"traceId": "' + b"a" * 16 + b'", "id": "' + b"b" * 16 + b'", "parentId": 12}]'])
+                                  b'[{"traceId": "' + b"a" * 16 + b'", "id": "' + b"b" * 16 + b'", "parentId": 12}]',
+                                  b'[{"id": []}]', b'[{"traceId": "' + b"a" * 16 + b'", "id": 7}]'])
 def test_invalid_spans_are_rejected_with_a_reason(body):
     decoded = json_v2.decode(body)
     assert decoded.spans == [] and decoded.rejected and all(reason.startswith("span ") for reason in decoded.rejected)

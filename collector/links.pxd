@@ -3,8 +3,12 @@ cimport cython
 @cython.locals(local=dict, remote=dict, tags=dict)
 cpdef object link_span(dict span)
 
-@cython.locals(by_trace=dict, link_spans=set)
-cpdef dict link_spans_by_trace(object spans)
+cdef class TraceLinkSpans:
+    cdef public object earliest_us
+    cdef public set link_spans
+
+@cython.locals(by_trace=dict, trace=TraceLinkSpans, index=Py_ssize_t)
+cpdef dict link_spans_by_trace(list spans, list received_us)
 
 @cython.locals(unique=list, by_id=dict, parent_of=list, has_children=list, index=Py_ssize_t, parent=Py_ssize_t)
 cdef object _tree(object spans)

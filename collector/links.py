@@ -26,6 +26,16 @@ class LinkSpan(NamedTuple):
     shared: bool
 
 
+class TraceLinkSpans:
+    """What a batch (or the store) holds of one trace: its distinct link spans and earliest ts_us."""
+
+    __slots__ = ("earliest_us", "link_spans")
+
+    def __init__(self, earliest_us: int, link_spans: set[LinkSpan]) -> None:
+        self.earliest_us = earliest_us
+        self.link_spans = link_spans
+
+
 # LinkSpan(...) runs the Python-level __new__ namedtuple generates, once per span ingested; the
 # tuple's own __new__ builds the same object in C
 _new_tuple = tuple.__new__
@@ -43,15 +53,20 @@ def link_span(span: dict) -> LinkSpan:
     ))
 
 
-def link_spans_by_trace(spans: Iterable[dict]) -> dict[str, set[LinkSpan]]:
-    """The distinct link spans of each trace among Zipkin v2 ``spans``."""
-    by_trace: dict[str, set[LinkSpan]] = {}
-    for span in spans:
+def link_spans_by_trace(spans: Sequence[dict], received_us: Sequence[int]) -> dict[str, TraceLinkSpans]:
+    """The distinct link spans of each trace among Zipkin v2 ``spans``, with the trace's earliest
+    ``ts_us``: as the spans table computes it (migration 0005), a span's timestamp, else the time it
+    was received (``received_us``, one per span)."""
+    by_trace: dict[str, TraceLinkSpans] = {}
+    for index, span in enumerate(spans):
+        ts_us = span.get("timestamp") or received_us[index]
         trace_id = span["traceId"]
-        link_spans = by_trace.get(trace_id)
-        if link_spans is None:
-            link_spans = by_trace[trace_id] = set()
-        link_spans.add(link_span(span))
+        trace = by_trace.get(trace_id)
+        if trace is None:
+            trace = by_trace[trace_id] = TraceLinkSpans(ts_us, set())
+        elif ts_us < trace.earliest_us:
+            trace.earliest_us = ts_us
+        trace.link_spans.add(link_span(span))
     return by_trace
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from collector.links import LinkSpan, aggregate, link_spans_by_trace, trace_links
+from collector.links import LinkSpan, TraceLinkSpans, aggregate, link_spans_by_trace, trace_links
 from collector.metrics import Metrics
 from collector.recent import RecentSpanMessages
 from meshscope.settings import WriterMixin
@@ -215,42 +215,30 @@ def store_batch(client, database: str, spans: list[dict], latency=(), resources=
                 spans_received_us: list[int] | None = None) -> None:
     """Insert one batch and recompute the dependency links of the traces its spans belong to."""
     if spans:
-        received_us = spans_received_us if spans_received_us is not None else time.time_ns() // 1000
-        batch = link_spans_by_trace(spans)
+        received_us = spans_received_us if spans_received_us is not None else [time.time_ns() // 1000] * len(spans)
+        batch = link_spans_by_trace(spans, received_us)
         stored = stored_link_spans(client, database, batch)  # before the insert: what earlier batches stored
         insert_spans(client, database, spans, received_us)
-        update_links(client, database, batch, stored, _earliest_us(spans, received_us))
+        update_links(client, database, batch, stored)
     insert_latency(client, database, latency)
     insert_resources(client, database, resources)
     insert_dead_letters(client, database, dead_letters)
 
 
-def stored_link_spans(client, database: str, trace_ids: Iterable[str]) -> dict[str, tuple[int, list[LinkSpan]]]:
-    """trace id -> (earliest ts_us, link spans) of what the store holds of ``trace_ids``: nothing
-    for most traces, whose spans all come in one batch."""
-    stored: dict[str, tuple[int, list[LinkSpan]]] = {}
+def stored_link_spans(client, database: str, trace_ids: Iterable[str]) -> dict[str, TraceLinkSpans]:
+    """What the store holds of ``trace_ids``: nothing for most traces, whose spans all come in one
+    batch."""
+    stored: dict[str, TraceLinkSpans] = {}
     for row in zipkin_queries.link_spans(client, database, trace_ids):
-        earliest, link_spans = stored.get(row[0], (row[8], []))
-        link_spans.append(LinkSpan._make(row[1:8]))
-        stored[row[0]] = (min(earliest, row[8]), link_spans)
+        trace = stored.get(row[0])
+        if trace is None:
+            trace = stored[row[0]] = TraceLinkSpans(row[8], set())
+        trace.earliest_us = min(trace.earliest_us, row[8])
+        trace.link_spans.add(LinkSpan._make(row[1:8]))
     return stored
 
 
-def _earliest_us(spans: list[dict], received_us: int | list[int]) -> dict[str, int]:
-    """trace id -> the earliest ts_us of its ``spans``, as the spans table computes ts_us (the
-    span's timestamp, else its ``received_us``)."""
-    received = [received_us] * len(spans) if isinstance(received_us, int) else received_us
-    earliest: dict[str, int] = {}
-    for span, received_at in zip(spans, received, strict=True):
-        ts_us = span.get("timestamp") or received_at
-        trace_id = span["traceId"]
-        if ts_us < earliest.get(trace_id, ts_us + 1):
-            earliest[trace_id] = ts_us
-    return earliest
-
-
-def update_links(client, database: str, batch: dict[str, set[LinkSpan]], stored: dict[str, tuple[int, list[LinkSpan]]],
-                 earliest_us: dict[str, int]) -> None:
+def update_links(client, database: str, batch: dict[str, TraceLinkSpans], stored: dict[str, TraceLinkSpans]) -> None:
     """Recompute and store the links of the traces of ``batch`` (their link spans in this batch,
     inserted already), from those spans and ``stored``, what the store held of them before.
 
@@ -259,11 +247,11 @@ def update_links(client, database: str, batch: dict[str, set[LinkSpan]], stored:
     A trace's spans all go to one partition (keyed by trace id), so one writer links it at a time.
     """
     rows = []
-    for trace_id, link_spans in batch.items():
-        ts_us = earliest_us[trace_id]
+    for trace_id, trace in batch.items():
+        ts_us, link_spans = trace.earliest_us, trace.link_spans
         before = stored.get(trace_id)
         if before is not None:
-            ts_us = min(ts_us, before[0])
-            link_spans = link_spans.union(before[1])
+            ts_us = min(ts_us, before.earliest_us)
+            link_spans = link_spans.union(before.link_spans)
         rows.append((trace_id, ts_us, aggregate(trace_links(link_spans))))
     zipkin_queries.insert_trace_links(client, database, rows, maybe_linked=stored)

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.links import LinkSpan, TraceLinkSpans, aggregate, link_spans_by_trace, trace_links
 from collector.metrics import Metrics
@@ -52,7 +53,9 @@ class _Batch:
         self.latency: list = []
         self.resources: list = []
         self.dead_letters: list[tuple] = []
+        self.next_offsets: dict[TopicPartition, int] = {}  # what to commit once the batch is stored
         self.started = 0.0
+        self.stored = False
 
     @property
     def rows(self) -> int:
@@ -125,8 +128,12 @@ class Writer:
                     self.consumer = None
 
     def _consume(self, consumer: KafkaConsumer) -> None:
+        """Poll into a batch while the one before it is stored: the ClickHouse insert (which runs
+        without the GIL) overlaps the polling and decoding of the next batch. At most one batch is
+        stored at a time, and its offsets are committed once it is."""
         batch = _Batch()
         batch_s = self.settings.writer_batch_ms / 1000
+        storing: tuple[_Batch, threading.Thread] | None = None
         while not self._stop.is_set():
             # a pending batch is flushed when its time is up, not at the end of a longer poll
             wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
@@ -141,17 +148,33 @@ class Writer:
                         batch.started = time.monotonic()
                     self._add(batch, record)
             self._update_lag(consumer)
-            if batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s):
-                if not self._flush(batch):
-                    return  # stopping with an unwritten batch: not committed, so re-delivered later
-                try:
-                    consumer.commit()
-                except CommitFailedError as exc:  # a rebalance: the batch comes again, harmlessly
-                    logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
-                self.metrics.inc("meshscope_writer_batches_total")
+            due = batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s)
+            if storing is not None and (due or not storing[1].is_alive()):
+                self._commit(consumer, *storing)
+                storing = None
+            if due:
+                storing = (batch, threading.Thread(target=self._flush, args=(batch,), name="kafka-writer-store", daemon=True))
+                storing[1].start()
                 batch = _Batch()
+        if storing is not None:  # stopping: the batch being stored is committed if it got stored
+            self._commit(consumer, *storing)
+
+    def _commit(self, consumer: KafkaConsumer, batch: _Batch, storing: threading.Thread) -> None:
+        """Wait for ``batch`` to be stored by ``storing``, then commit its offsets. When stopped
+        first, nothing is committed: its records come again."""
+        storing.join()
+        if not batch.stored:
+            if self._stop.is_set():
+                return
+            raise RuntimeError("storing a batch failed")  # run() starts over from the committed offsets
+        try:
+            consumer.commit({partition: OffsetAndMetadata(offset, "", -1) for partition, offset in batch.next_offsets.items()})
+        except CommitFailedError as exc:  # a rebalance: the batch comes again, harmlessly
+            logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
+        self.metrics.inc("meshscope_writer_batches_total")
 
     def _add(self, batch: _Batch, record) -> None:
+        batch.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         decode = self._decoders.get(record.topic)
         try:
             if decode is None:
@@ -173,18 +196,19 @@ class Writer:
             logger.warning("parking %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
             batch.dead_letters.append((record.topic, record.partition, record.offset, str(exc), record.value or b""))
 
-    def _flush(self, batch: _Batch) -> bool:
-        """Insert the batch, retrying until it is stored; False if stopped first."""
+    def _flush(self, batch: _Batch) -> None:
+        """Insert the batch, retrying until it is stored (``batch.stored``) or the writer stops."""
         delay = 0.2
         while True:
             try:
                 self._insert(batch)
-                return True
+                batch.stored = True
+                return
             except Exception:
                 self.metrics.inc("meshscope_writer_errors_total")
                 logger.exception("inserting a batch of %d rows failed; retrying in %.1fs", batch.rows, delay)
                 if self._stop.wait(delay):
-                    return False
+                    return
                 delay = min(delay * 2, 10.0)
 
     def _insert(self, batch: _Batch) -> None:

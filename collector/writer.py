@@ -134,28 +134,33 @@ class Writer:
         batch = _Batch()
         batch_s = self.settings.writer_batch_ms / 1000
         storing: tuple[_Batch, threading.Thread] | None = None
-        while not self._stop.is_set():
-            # a pending batch is flushed when its time is up, not at the end of a longer poll
-            wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
-            polled = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.settings.writer_batch_size)
-            assignment = consumer.assignment()
-            if assignment:
-                self.assigned.set()
-            self.metrics.set("meshscope_writer_partitions", len(assignment))
-            for records in polled.values():
-                for record in records:
-                    if not batch.rows:
-                        batch.started = time.monotonic()
-                    self._add(batch, record)
-            self._update_lag(consumer)
-            due = batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s)
-            if storing is not None and (due or not storing[1].is_alive()):
-                self._commit(consumer, *storing)
-                storing = None
-            if due:
-                storing = (batch, threading.Thread(target=self._flush, args=(batch,), name="kafka-writer-store", daemon=True))
-                storing[1].start()
-                batch = _Batch()
+        try:
+            while not self._stop.is_set():
+                # a pending batch is flushed when its time is up, not at the end of a longer poll
+                wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
+                polled = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.settings.writer_batch_size)
+                assignment = consumer.assignment()
+                if assignment:
+                    self.assigned.set()
+                self.metrics.set("meshscope_writer_partitions", len(assignment))
+                for records in polled.values():
+                    for record in records:
+                        if not batch.rows:
+                            batch.started = time.monotonic()
+                        self._add(batch, record)
+                self._update_lag(consumer)
+                due = batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s)
+                if storing is not None and (due or not storing[1].is_alive()):
+                    self._commit(consumer, *storing)
+                    storing = None
+                if due:
+                    storing = (batch, threading.Thread(target=self._flush, args=(batch,), name="kafka-writer-store", daemon=True))
+                    storing[1].start()
+                    batch = _Batch()
+        except BaseException:
+            if storing is not None:  # before run() starts over: one thread stores at a time
+                storing[1].join()
+            raise
         if storing is not None:  # stopping: the batch being stored is committed if it got stored
             self._commit(consumer, *storing)
 

@@ -2,17 +2,21 @@
 
 One consumer group reads the spans, metrics and resources topics. Records are decoded as they
 are polled; a batch is inserted when it holds ``writer_batch_size`` rows or its oldest row has
-waited ``writer_batch_ms``; offsets are committed only after the insert succeeded. A crash before
-the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
-latency and resource rows share their whole sorting key. A span record may hold several traces
-(``docs/wire-model.md``): nothing here is per message but the dead letter. A record that cannot be
-decoded is parked whole in ``dead_letters`` with its topic, partition and offset, counted, and
-never blocks the partition. After each span insert the dependency links of the traces touched are recomputed
-(``collector.links``) from the batch's spans and those of the same traces stored before it, so links
-of a trace split across batches or restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
+waited ``writer_batch_ms``. A batch is stored in a thread of its own while the next one is polled
+(the ClickHouse insert runs without the GIL), one batch at a time; its offsets are committed only
+after its insert succeeded. A crash before the commit re-delivers the batch: identical span rows
+collapse (the spans table's fingerprint), latency and resource rows share their whole sorting key.
+A commit the broker refuses (a rebalance, the broker away) only means the same: the consumer goes
+on, and its next poll re-joins the group.
+
+A span record may hold several traces (``docs/wire-model.md``): nothing here is per message but
+the dead letter. A record that cannot be decoded is parked whole in ``dead_letters`` with its
+topic, partition and offset, counted, and never blocks the partition. After each span insert the
+dependency links of the traces touched are recomputed (``collector.links``) from the batch's
+spans and those of the same traces stored before it, so links of a trace split across batches or
+restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
 ``collector.recent`` instead of being decoded again (the same spans decoding would give).
 """
-
 from __future__ import annotations
 
 import gc
@@ -22,7 +26,7 @@ import time
 from collections.abc import Iterable
 
 from kafka import KafkaConsumer
-from kafka.errors import CommitFailedError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.links import LinkSpan, TraceLinkSpans, aggregate, link_spans_by_trace, trace_links
@@ -122,7 +126,7 @@ class Writer:
             finally:
                 if self.consumer is not None:
                     try:
-                        self.consumer.close(autocommit=False)
+                        self.consumer.close(autocommit=False, timeout_ms=5000)
                     except Exception:
                         logger.debug("closing the consumer failed", exc_info=True)
                     self.consumer = None
@@ -174,7 +178,10 @@ class Writer:
             raise RuntimeError("storing a batch failed")  # run() starts over from the committed offsets
         try:
             consumer.commit({partition: OffsetAndMetadata(offset, "", -1) for partition, offset in batch.next_offsets.items()})
-        except CommitFailedError as exc:  # a rebalance: the batch comes again, harmlessly
+        except KafkaError as exc:
+            # a rebalance, or the broker away: the batch comes again, harmlessly. The consumer goes
+            # on (its next poll re-joins the group): a new one would leave this member behind in the
+            # group, and the group would wait for it, consuming nothing, for up to max_poll_interval_ms
             logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
         self.metrics.inc("meshscope_writer_batches_total")
 

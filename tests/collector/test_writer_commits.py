@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
+from kafka.errors import RebalanceInProgressError
 from kafka.structs import TopicPartition
 
 from collector import writer as writer_module
@@ -49,6 +50,39 @@ class ScriptedConsumer:
         self.commits.append((offsets[TopicPartition(TOPIC, 0)].offset, list(self.stored_offsets)))
 
 
+def _records(count: int) -> list[Record]:
+    """Records of one span each, whose span id is the record's offset + 1."""
+    return [Record(offset, encode_spans([{"traceId": f"{offset + 1:032x}", "id": f"{offset + 1:016x}", "name": "get",
+                                          "timestamp": 1_700_000_000_000_000, "localEndpoint": {"serviceName": "svc"}}]))
+            for offset in range(count)]
+
+
+def _consume_until(writer: Writer, consumer: ScriptedConsumer, done) -> list[BaseException]:
+    """Run the writer's consume loop on ``consumer`` until ``done()``; the exceptions it raised."""
+    raised: list[BaseException] = []
+
+    def consume():
+        try:
+            writer._consume(consumer)
+        except BaseException as exc:
+            raised.append(exc)
+
+    consuming = threading.Thread(target=consume)
+    consuming.start()
+    deadline = time.monotonic() + 30
+    while not done() and not raised and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer._stop.set()
+    consuming.join(30)
+    return raised
+
+
+def _writer(clickhouse) -> Writer:
+    settings = ServerSettings(clickhouse_url=clickhouse.url, clickhouse_database=clickhouse.database, spans_topic=TOPIC,
+                              writer_batch_size=3, writer_batch_ms=10_000)
+    return Writer(settings, clickhouse.client, Metrics())
+
+
 def test_only_stored_batches_are_committed(clickhouse, monkeypatch):
     stored_offsets: list[int] = []  # the next offset after each stored batch, in store order
     real_store = writer_module.store_batch
@@ -59,21 +93,29 @@ def test_only_stored_batches_are_committed(clickhouse, monkeypatch):
         stored_offsets.append(int(spans[-1]["id"], 16))  # the span id is its offset + 1
 
     monkeypatch.setattr(writer_module, "store_batch", slow_store)
-    records = [Record(offset, encode_spans([{"traceId": f"{offset + 1:032x}", "id": f"{offset + 1:016x}", "name": "get",
-                                              "timestamp": 1_700_000_000_000_000, "localEndpoint": {"serviceName": "svc"}}]))
-               for offset in range(12)]
-    settings = ServerSettings(clickhouse_url=clickhouse.url, clickhouse_database=clickhouse.database, spans_topic=TOPIC,
-                              writer_batch_size=3, writer_batch_ms=10_000)
-    writer = Writer(settings, clickhouse.client, Metrics())
-    consumer = ScriptedConsumer(records, stored_offsets)
-    consuming = threading.Thread(target=writer._consume, args=(consumer,))
-    consuming.start()
-    deadline = time.monotonic() + 30
-    while len(stored_offsets) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    writer._stop.set()
-    consuming.join(30)
+    consumer = ScriptedConsumer(_records(12), stored_offsets)
+    assert _consume_until(_writer(clickhouse), consumer, lambda: len(stored_offsets) >= 4) == []
     assert stored_offsets == [3, 6, 9, 12]
     # every commit names a batch stored before it, in order, and the last batch is committed on stop
     assert [offset for offset, _ in consumer.commits] == [3, 6, 9, 12]
     assert all(offset in stored_then for offset, stored_then in consumer.commits)
+
+
+def test_a_failed_commit_leaves_the_consumer_consuming(clickhouse):
+    """A commit refused during a rebalance: the batch is stored, its records come again; the same
+    consumer goes on (a new one would wait for the group to give up on this one)."""
+    stored_offsets: list[int] = []
+    consumer = ScriptedConsumer(_records(6), stored_offsets)
+    real_commit = consumer.commit
+    refused = []
+
+    def commit(offsets):
+        if not refused:
+            refused.append(offsets)
+            raise RebalanceInProgressError()
+        real_commit(offsets)
+
+    consumer.commit = commit
+    writer = _writer(clickhouse)
+    assert _consume_until(writer, consumer, lambda: len(consumer.commits) >= 1) == []
+    assert refused and [offset for offset, _ in consumer.commits] == [6]

@@ -2,12 +2,11 @@
 
 One consumer group reads the spans, metrics and resources topics. Records are decoded as they
 are polled; a batch is inserted when it holds ``writer_batch_size`` rows or its oldest row has
-waited ``writer_batch_ms``. A batch is stored in a thread of its own while the next one is polled
-(the ClickHouse insert runs without the GIL), one batch at a time; its offsets are committed only
-after its insert succeeded. A crash before the commit re-delivers the batch: identical span rows
-collapse (the spans table's fingerprint), latency and resource rows share their whole sorting key.
-A commit the broker refuses (a rebalance, the broker away) only means the same: the consumer goes
-on, and its next poll re-joins the group.
+waited ``writer_batch_ms``; offsets are committed only after the insert succeeded. A crash before
+the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
+latency and resource rows share their whole sorting key. A commit the broker refuses (a
+rebalance, the broker away) only means the same: the consumer goes on, and its next poll re-joins
+the group.
 
 A span record may hold several traces (``docs/wire-model.md``): nothing here is per message but
 the dead letter. A record that cannot be decoded is parked whole in ``dead_letters`` with its
@@ -27,7 +26,6 @@ from collections.abc import Iterable
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from collector.links import LinkSpan, TraceLinkSpans, aggregate, link_spans_by_trace, trace_links
 from collector.metrics import Metrics
@@ -57,9 +55,7 @@ class _Batch:
         self.latency: list = []
         self.resources: list = []
         self.dead_letters: list[tuple] = []
-        self.next_offsets: dict[TopicPartition, int] = {}  # what to commit once the batch is stored
         self.started = 0.0
-        self.stored = False
 
     @property
     def rows(self) -> int:
@@ -132,61 +128,36 @@ class Writer:
                     self.consumer = None
 
     def _consume(self, consumer: KafkaConsumer) -> None:
-        """Poll into a batch while the one before it is stored: the ClickHouse insert (which runs
-        without the GIL) overlaps the polling and decoding of the next batch. At most one batch is
-        stored at a time, and its offsets are committed once it is."""
         batch = _Batch()
         batch_s = self.settings.writer_batch_ms / 1000
-        storing: tuple[_Batch, threading.Thread] | None = None
-        try:
-            while not self._stop.is_set():
-                # a pending batch is flushed when its time is up, not at the end of a longer poll
-                wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
-                polled = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.settings.writer_batch_size)
-                assignment = consumer.assignment()
-                if assignment:
-                    self.assigned.set()
-                self.metrics.set("meshscope_writer_partitions", len(assignment))
-                for records in polled.values():
-                    for record in records:
-                        if not batch.rows:
-                            batch.started = time.monotonic()
-                        self._add(batch, record)
-                self._update_lag(consumer)
-                due = batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s)
-                if storing is not None and (due or not storing[1].is_alive()):
-                    self._commit(consumer, *storing)
-                    storing = None
-                if due:
-                    storing = (batch, threading.Thread(target=self._flush, args=(batch,), name="kafka-writer-store", daemon=True))
-                    storing[1].start()
-                    batch = _Batch()
-        except BaseException:
-            if storing is not None:  # before run() starts over: one thread stores at a time
-                storing[1].join()
-            raise
-        if storing is not None:  # stopping: the batch being stored is committed if it got stored
-            self._commit(consumer, *storing)
-
-    def _commit(self, consumer: KafkaConsumer, batch: _Batch, storing: threading.Thread) -> None:
-        """Wait for ``batch`` to be stored by ``storing``, then commit its offsets. When stopped
-        first, nothing is committed: its records come again."""
-        storing.join()
-        if not batch.stored:
-            if self._stop.is_set():
-                return
-            raise RuntimeError("storing a batch failed")  # run() starts over from the committed offsets
-        try:
-            consumer.commit({partition: OffsetAndMetadata(offset, "", -1) for partition, offset in batch.next_offsets.items()})
-        except KafkaError as exc:
-            # a rebalance, or the broker away: the batch comes again, harmlessly. The consumer goes
-            # on (its next poll re-joins the group): a new one would leave this member behind in the
-            # group, and the group would wait for it, consuming nothing, for up to max_poll_interval_ms
-            logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
-        self.metrics.inc("meshscope_writer_batches_total")
+        while not self._stop.is_set():
+            # a pending batch is flushed when its time is up, not at the end of a longer poll
+            wait_s = min(0.2, batch_s if not batch.rows else max(0.0, batch.started + batch_s - time.monotonic()))
+            polled = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.settings.writer_batch_size)
+            assignment = consumer.assignment()
+            if assignment:
+                self.assigned.set()
+            self.metrics.set("meshscope_writer_partitions", len(assignment))
+            for records in polled.values():
+                for record in records:
+                    if not batch.rows:
+                        batch.started = time.monotonic()
+                    self._add(batch, record)
+            self._update_lag(consumer)
+            if batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s):
+                if not self._flush(batch):
+                    return  # stopping with an unwritten batch: not committed, so re-delivered later
+                try:
+                    consumer.commit()
+                except KafkaError as exc:
+                    # a rebalance, or the broker away: the batch comes again, harmlessly. The consumer
+                    # goes on (its next poll re-joins the group): a new one could wait minutes for the
+                    # group to give up on this member, consuming nothing
+                    logger.warning("offset commit failed after insert (%s); records will be re-delivered", exc)
+                self.metrics.inc("meshscope_writer_batches_total")
+                batch = _Batch()
 
     def _add(self, batch: _Batch, record) -> None:
-        batch.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         decode = self._decoders.get(record.topic)
         try:
             if decode is None:
@@ -208,19 +179,18 @@ class Writer:
             logger.warning("parking %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
             batch.dead_letters.append((record.topic, record.partition, record.offset, str(exc), record.value or b""))
 
-    def _flush(self, batch: _Batch) -> None:
-        """Insert the batch, retrying until it is stored (``batch.stored``) or the writer stops."""
+    def _flush(self, batch: _Batch) -> bool:
+        """Insert the batch, retrying until it is stored; False if stopped first."""
         delay = 0.2
         while True:
             try:
                 self._insert(batch)
-                batch.stored = True
-                return
+                return True
             except Exception:
                 self.metrics.inc("meshscope_writer_errors_total")
                 logger.exception("inserting a batch of %d rows failed; retrying in %.1fs", batch.rows, delay)
                 if self._stop.wait(delay):
-                    return
+                    return False
                 delay = min(delay * 2, 10.0)
 
     def _insert(self, batch: _Batch) -> None:

@@ -1,9 +1,8 @@
-"""The writer stores a batch in its own thread while it polls the next: the offsets it commits are
-always those of batches already stored, never those of the batch being built or being stored.
+"""The writer commits offsets only once their batch is stored, and a commit the broker refuses
+leaves the same consumer consuming.
 
 The consumer here is a stand-in that hands out records and records commits (the Kafka path has
-its real end-to-end and crash tests in test_crash.py); the store is the real one."""
-
+its real end-to-end and crash tests in test_crash.py and tests/e2e); the store is the real one."""
 from __future__ import annotations
 
 import threading
@@ -33,12 +32,15 @@ class ScriptedConsumer:
         self.records = records
         self.stored_offsets = stored_offsets
         self.commits: list[tuple[int, list[int]]] = []
+        self.position = 0  # the next offset to hand out
 
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         if not self.records:
             time.sleep(timeout_ms / 1000)
             return {}
-        return {TopicPartition(TOPIC, 0): [self.records.pop(0)]}
+        record = self.records.pop(0)
+        self.position = record.offset + 1
+        return {TopicPartition(TOPIC, 0): [record]}
 
     def assignment(self) -> set:
         return {TopicPartition(TOPIC, 0)}
@@ -46,8 +48,9 @@ class ScriptedConsumer:
     def highwater(self, partition):
         return None
 
-    def commit(self, offsets: dict) -> None:
-        self.commits.append((offsets[TopicPartition(TOPIC, 0)].offset, list(self.stored_offsets)))
+    def commit(self, offsets: dict | None = None) -> None:
+        offset = offsets[TopicPartition(TOPIC, 0)].offset if offsets else self.position
+        self.commits.append((offset, list(self.stored_offsets)))
 
 
 def _records(count: int) -> list[Record]:
@@ -88,7 +91,7 @@ def test_only_stored_batches_are_committed(clickhouse, monkeypatch):
     real_store = writer_module.store_batch
 
     def slow_store(client, database, spans, *args, **kwargs):
-        time.sleep(0.15)  # long enough for the next polls to land while this batch is stored
+        time.sleep(0.15)  # long enough for a commit that did not wait for the store to show
         real_store(client, database, spans, *args, **kwargs)
         stored_offsets.append(int(spans[-1]["id"], 16))  # the span id is its offset + 1
 
@@ -96,7 +99,7 @@ def test_only_stored_batches_are_committed(clickhouse, monkeypatch):
     consumer = ScriptedConsumer(_records(12), stored_offsets)
     assert _consume_until(_writer(clickhouse), consumer, lambda: len(stored_offsets) >= 4) == []
     assert stored_offsets == [3, 6, 9, 12]
-    # every commit names a batch stored before it, in order, and the last batch is committed on stop
+    # every commit names a batch stored before it, in order
     assert [offset for offset, _ in consumer.commits] == [3, 6, 9, 12]
     assert all(offset in stored_then for offset, stored_then in consumer.commits)
 
@@ -109,7 +112,7 @@ def test_a_failed_commit_leaves_the_consumer_consuming(clickhouse):
     real_commit = consumer.commit
     refused = []
 
-    def commit(offsets):
+    def commit(offsets=None):
         if not refused:
             refused.append(offsets)
             raise RebalanceInProgressError()

@@ -1,8 +1,11 @@
 """The Kafka -> ClickHouse writer: at-least-once, idempotent, batched by size and time.
 
 One consumer group reads the spans, metrics and resources topics. Records are decoded as they
-are polled; a batch is inserted when it holds ``writer_batch_size`` rows or its oldest row has
-waited ``writer_batch_ms``; offsets are committed only after the insert succeeded. A crash before
+are polled; a batch is inserted when it holds ``writer_batch_size`` rows, when its oldest row has
+waited ``writer_batch_ms``, or when a poll finds nothing more to read (the writer has caught up:
+under a steady flow batches still fill by size or time, and after a burst its last rows are
+queryable within a poll's wait, 0.2 s, not ``writer_batch_ms``); offsets are committed only after
+the insert succeeded. A crash before
 the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
 latency and resource rows share their whole sorting key. A commit the broker refuses (a
 rebalance, the broker away) only means the same: the consumer goes on, and its next poll re-joins
@@ -16,6 +19,7 @@ spans and those of the same traces stored before it, so links of a trace split a
 restarts stay exact. In `serve`, the spans of the messages this process spooled come back from
 ``collector.recent`` instead of being decoded again (the same spans decoding would give).
 """
+
 from __future__ import annotations
 
 import gc
@@ -144,7 +148,9 @@ class Writer:
                         batch.started = time.monotonic()
                     self._add(batch, record)
             self._update_lag(consumer)
-            if batch.rows and (batch.rows >= self.settings.writer_batch_size or time.monotonic() - batch.started >= batch_s):
+            caught_up = not polled  # nothing more came within the poll's wait: waiting on only delays queries
+            if batch.rows and (caught_up or batch.rows >= self.settings.writer_batch_size
+                               or time.monotonic() - batch.started >= batch_s):
                 if not self._flush(batch):
                     return  # stopping with an unwritten batch: not committed, so re-delivered later
                 try:

@@ -73,7 +73,7 @@ class StorageMixin(_Base):
 
 class WriterMixin(KafkaMixin, StorageMixin):
     writer_batch_size: int = Field(20000, ge=1, description="Rows per ClickHouse insert (a batch is flushed when full).")
-    writer_batch_ms: int = Field(1000, ge=10, description="Longest a row waits before its batch is flushed, in ms.")
+    writer_batch_ms: int = Field(1000, ge=10, description="Longest a row waits before its batch is flushed, in ms (a batch is flushed sooner when the writer has caught up with the topics).")
     kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout in ms.")
     kafka_heartbeat_ms: int = Field(2000, ge=100, description="Consumer group heartbeat interval in ms.")
     kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them).")

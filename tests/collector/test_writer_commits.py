@@ -80,9 +80,9 @@ def _consume_until(writer: Writer, consumer: ScriptedConsumer, done) -> list[Bas
     return raised
 
 
-def _writer(clickhouse) -> Writer:
+def _writer(clickhouse, batch_ms: int = 10_000) -> Writer:
     settings = ServerSettings(clickhouse_url=clickhouse.url, clickhouse_database=clickhouse.database, spans_topic=TOPIC,
-                              writer_batch_size=3, writer_batch_ms=10_000)
+                              writer_batch_size=3, writer_batch_ms=batch_ms)
     return Writer(settings, clickhouse.client, Metrics())
 
 
@@ -122,3 +122,13 @@ def test_a_failed_commit_leaves_the_consumer_consuming(clickhouse):
     writer = _writer(clickhouse)
     assert _consume_until(writer, consumer, lambda: len(consumer.commits) >= 1) == []
     assert refused and [offset for offset, _ in consumer.commits] == [6]
+
+
+def test_a_writer_that_caught_up_stores_its_batch_at_once(clickhouse):
+    """Two records, then nothing: the part-filled batch is stored and committed once a poll comes
+    back empty, long before ``writer_batch_ms`` (a minute here, past the 30 s this test waits)."""
+    stored_offsets: list[int] = []
+    consumer = ScriptedConsumer(_records(2), stored_offsets)
+    assert _consume_until(_writer(clickhouse, batch_ms=60_000), consumer, lambda: len(consumer.commits) >= 1) == []
+    assert [offset for offset, _ in consumer.commits] == [2]
+    assert clickhouse.client.query(f"SELECT count() FROM {clickhouse.database}.spans").result_rows[0][0] == 2

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import orjson
 from fastapi.testclient import TestClient
+from kafka import KafkaProducer
 
 from collector.app import create_app
 from collector.metrics import Metrics
@@ -17,6 +18,7 @@ from collector.publisher import SpanPublisher
 from collector.spool import Spool
 from meshscope.devbroker import free_port
 from meshscope.settings import ServerSettings
+from meshscope.wire import encode_spans
 from tests.collector.conftest import ServerProcess, wait_for
 
 SPANS_PER_TRACE = 5
@@ -135,5 +137,33 @@ def test_broker_killed_mid_stream(fresh_broker, tmp_path):
         _assert_exactly_once(server.url, accepted)
         metrics = dict(line.split() for line in httpx.get(server.url + "/metrics").text.splitlines() if not line.startswith("#"))
         assert float(metrics["meshscope_spans_spooled_total"]) > 0  # the outage was seen and spooled through
+    finally:
+        server.stop()
+
+
+def test_a_broker_that_lost_its_log_is_read_from_its_start(fresh_broker, tmp_path):
+    """The broker comes back empty (a new topic id) and fills past the writer's old offsets before
+    the writer fetches again: the writer reads the new log from its start, skipping nothing."""
+    server = ServerProcess(tmp_path, fresh_broker.bootstrap).start()
+    accepted: dict[str, int] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(10):
+                spans = _batch(20, "lost-log")
+                assert client.post("/api/v2/spans", content=orjson.dumps(spans),
+                                   headers={"content-type": "application/json"}).status_code == 202
+                for span in spans:
+                    accepted[span["traceId"]] = accepted.get(span["traceId"], 0) + 1
+        _assert_exactly_once(server.url, accepted)  # consumed: the writer's offsets are past them
+        fresh_broker.stop(kill=True)
+        fresh_broker.start()
+        producer = KafkaProducer(bootstrap_servers=fresh_broker.bootstrap)
+        for _ in range(400):  # one trace per message: more messages than the old log held
+            spans = _batch(1, "lost-log")
+            producer.send("meshscope.spans", key=spans[0]["traceId"].encode(), value=encode_spans(spans))
+            accepted[spans[0]["traceId"]] = len(spans)
+        producer.flush()
+        producer.close()
+        _assert_exactly_once(server.url, accepted)
     finally:
         server.stop()

@@ -7,8 +7,11 @@ cdef class TraceLinkSpans:
     cdef public object earliest_us
     cdef public set link_spans
 
-@cython.locals(by_trace=dict, trace=TraceLinkSpans, index=Py_ssize_t)
+@cython.locals(by_trace=dict, index=Py_ssize_t)
 cpdef dict link_spans_by_trace(list spans, list received_us)
+
+@cython.locals(trace=TraceLinkSpans)
+cpdef add_link_span(dict by_trace, str trace_id, object ts_us, object span)
 
 @cython.locals(unique=list, by_id=dict, parent_of=list, has_children=list, index=Py_ssize_t, parent=Py_ssize_t)
 cdef object _tree(object spans)

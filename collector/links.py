@@ -59,15 +59,19 @@ def link_spans_by_trace(spans: Sequence[dict], received_us: Sequence[int]) -> di
     was received (``received_us``, one per span)."""
     by_trace: dict[str, TraceLinkSpans] = {}
     for index, span in enumerate(spans):
-        ts_us = span.get("timestamp") or received_us[index]
-        trace_id = span["traceId"]
-        trace = by_trace.get(trace_id)
-        if trace is None:
-            trace = by_trace[trace_id] = TraceLinkSpans(ts_us, set())
-        elif ts_us < trace.earliest_us:
-            trace.earliest_us = ts_us
-        trace.link_spans.add(link_span(span))
+        add_link_span(by_trace, span["traceId"], span.get("timestamp") or received_us[index], link_span(span))
     return by_trace
+
+
+def add_link_span(by_trace: dict[str, TraceLinkSpans], trace_id: str, ts_us, span: LinkSpan) -> None:  # ts_us: int
+    """Add ``span``, of time ``ts_us``, to what ``by_trace`` holds of its trace."""
+    trace = by_trace.get(trace_id)
+    if trace is None:
+        by_trace[trace_id] = TraceLinkSpans(ts_us, {span})
+        return
+    if ts_us < trace.earliest_us:
+        trace.earliest_us = ts_us
+    trace.link_spans.add(span)
 
 
 class _Tree(NamedTuple):

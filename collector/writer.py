@@ -5,11 +5,10 @@ are polled; a batch is inserted when it holds ``writer_batch_size`` rows, when i
 waited ``writer_batch_ms``, or when a poll finds nothing more to read (the writer has caught up:
 under a steady flow batches still fill by size or time, and after a burst its last rows are
 queryable within a poll's wait, 0.2 s, not ``writer_batch_ms``); offsets are committed only after
-the insert succeeded. A crash before
-the commit re-delivers the batch: identical span rows collapse (the spans table's fingerprint),
-latency and resource rows share their whole sorting key. A commit the broker refuses (a
-rebalance, the broker away) only means the same: the consumer goes on, and its next poll re-joins
-the group.
+the insert succeeded. A crash before the commit re-delivers the batch: identical span rows
+collapse (the spans table's fingerprint), latency and resource rows share their whole sorting key.
+A commit the broker refuses (a rebalance, the broker away) only means the same: the consumer goes
+on, and its next poll re-joins the group.
 
 A span record may hold several traces (``docs/wire-model.md``): nothing here is per message but
 the dead letter. A record that cannot be decoded is parked whole in ``dead_letters`` with its
@@ -31,7 +30,7 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from collector.links import LinkSpan, TraceLinkSpans, aggregate, link_spans_by_trace, trace_links
+from collector.links import LinkSpan, TraceLinkSpans, add_link_span, aggregate, link_spans_by_trace, trace_links
 from collector.metrics import Metrics
 from collector.recent import RecentSpanMessages
 from meshscope.settings import WriterMixin
@@ -242,11 +241,7 @@ def stored_link_spans(client, database: str, trace_ids: Iterable[str]) -> dict[s
     batch."""
     stored: dict[str, TraceLinkSpans] = {}
     for row in zipkin_queries.link_spans(client, database, trace_ids):
-        trace = stored.get(row[0])
-        if trace is None:
-            trace = stored[row[0]] = TraceLinkSpans(row[8], set())
-        trace.earliest_us = min(trace.earliest_us, row[8])
-        trace.link_spans.add(LinkSpan._make(row[1:8]))
+        add_link_span(stored, row[0], row[8], LinkSpan._make(row[1:8]))
     return stored
 
 

@@ -41,6 +41,15 @@ def _batch(n_traces: int, service: str) -> list[dict]:
     return spans
 
 
+def _post(client: httpx.Client, n_traces: int, service: str, accepted: dict[str, int]) -> None:
+    """POST ``n_traces`` new traces; count their spans in ``accepted`` (trace id -> spans)."""
+    spans = _batch(n_traces, service)
+    response = client.post("/api/v2/spans", content=orjson.dumps(spans), headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    for span in spans:
+        accepted[span["traceId"]] = accepted.get(span["traceId"], 0) + 1
+
+
 def _assert_exactly_once(base_url: str, accepted: dict[str, int]) -> None:
     ids = sorted(accepted)
     with httpx.Client(base_url=base_url, timeout=30) as client:
@@ -80,25 +89,18 @@ def test_writer_killed_mid_batch(kafka_broker, clickhouse, tmp_path):
 
     try:
         with TestClient(create_app(settings, publisher, lambda: clickhouse.client, Metrics())) as api:
-            def post(n: int) -> None:
-                spans = _batch(n, "crash-writer")
-                response = api.post("/api/v2/spans", content=orjson.dumps(spans), headers={"content-type": "application/json"})
-                assert response.status_code == 202
-                for span in spans:
-                    accepted[span["traceId"]] = accepted.get(span["traceId"], 0) + 1
-
             for _ in range(10):
-                post(20)
+                _post(api, 20, "crash-writer", accepted)
             wait_for(lambda: written() > 0, timeout=60)  # the first batch is in: the writer works
             for _ in range(10):  # the next batch fills (1.5 s) ...
-                post(20)
+                _post(api, 20, "crash-writer", accepted)
                 time.sleep(0.05)
             writer.kill()  # ... and dies before inserting it
             for _ in range(10):
-                post(20)
+                _post(api, 20, "crash-writer", accepted)
             writer.start(wait=False)
             for _ in range(10):
-                post(20)
+                _post(api, 20, "crash-writer", accepted)
             # the spool empties only when the writers' group has committed everything
             wait_for(lambda: publisher.spool.size_bytes == 0 and not publisher.pending(), timeout=90, interval=0.5)
     finally:
@@ -116,23 +118,16 @@ def test_broker_killed_mid_stream(fresh_broker, tmp_path):
     accepted: dict[str, int] = {}
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            def post(n: int) -> None:
-                spans = _batch(n, "crash-broker")
-                response = client.post("/api/v2/spans", content=orjson.dumps(spans), headers={"content-type": "application/json"})
-                assert response.status_code == 202, response.text
-                for span in spans:
-                    accepted[span["traceId"]] = accepted.get(span["traceId"], 0) + 1
-
             for _ in range(10):
-                post(20)
+                _post(client, 20, "crash-broker", accepted)
                 time.sleep(0.05)
             fresh_broker.stop(kill=True)  # acknowledged, maybe unconsumed: lost with the broker
             for _ in range(10):
-                post(20)  # accepted into the spool while the broker is away
+                _post(client, 20, "crash-broker", accepted)  # accepted into the spool while the broker is away
                 time.sleep(0.1)
             fresh_broker.start()
             for _ in range(10):
-                post(20)
+                _post(client, 20, "crash-broker", accepted)
                 time.sleep(0.05)
         _assert_exactly_once(server.url, accepted)
         metrics = dict(line.split() for line in httpx.get(server.url + "/metrics").text.splitlines() if not line.startswith("#"))
@@ -149,11 +144,7 @@ def test_a_broker_that_lost_its_log_is_read_from_its_start(fresh_broker, tmp_pat
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             for _ in range(10):
-                spans = _batch(20, "lost-log")
-                assert client.post("/api/v2/spans", content=orjson.dumps(spans),
-                                   headers={"content-type": "application/json"}).status_code == 202
-                for span in spans:
-                    accepted[span["traceId"]] = accepted.get(span["traceId"], 0) + 1
+                _post(client, 20, "lost-log", accepted)
         _assert_exactly_once(server.url, accepted)  # consumed: the writer's offsets are past them
         fresh_broker.stop(kill=True)
         fresh_broker.start()

@@ -11,11 +11,10 @@ from storage import zipkin_queries
 from tests.collector.conftest import load_testdata
 
 SAMPLES = load_testdata()
-LINK_SPANS = zipkin_queries.link_spans
 
 
 def _links_from_store(store, trace_id: str) -> dict:
-    rows = LINK_SPANS(store.client, store.database, [trace_id])
+    rows = zipkin_queries.link_spans(store.client, store.database, [trace_id])
     return aggregate(trace_links([LinkSpan._make(row[1:8]) for row in rows]))
 
 

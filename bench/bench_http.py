@@ -21,16 +21,18 @@ to a tansu broker started here. Measured:
 - with ``perf`` (Debian's linux-perf), the instructions each process retires per request at
   saturation: CPU seconds on a shared machine move with its neighbours, instruction counts barely
   do, so ``instructions_vs_floor`` is the steadier comparison of the agent with the floor;
-- for reference, in the same run: the same agent with a plain TCP listener (no HTTP parsing), and
+- for reference, in the same run: the same agent with a plain TCP listener (no HTTP parsing);
   the floor for a Python sidecar, ``bench/bare_proxy.py --httptools`` (a bare uvloop proxy that
   feeds httptools, no telemetry, no threads): its throughput and CPU per 1,000 requests in both
-  conditions, and the agent's CPU as a multiple of it.
+  conditions, and the agent's CPU as a multiple of it; and Debian's haproxy (C, TCP mode, one
+  thread), whose added latency is what a proxy hop itself costs on this machine, whatever the
+  proxy does.
 
 Prints figures, then a last line
 ``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N
-cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N floor_added_p50_ms=N floor_added_p99_ms=N [instructions_vs_floor=N]``
-(cpu_per_1000rps and the floor at saturation; the floor's added latency at the fixed rate, in the same turns).
-Needs Debian packages nginx and wrk. Figures on a shared 2-core machine are noisy.
+cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N floor_added_p50_ms=N floor_added_p99_ms=N haproxy_added_p50_ms=N
+haproxy_added_p99_ms=N [instructions_vs_floor=N]`` (cpu_per_1000rps and the floor at saturation; the floor's and
+haproxy's added latency at the fixed rate, in the same turns). Needs Debian packages nginx, wrk and haproxy. Figures on a shared 2-core machine are noisy.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pathlib import Path
 
 import psutil
 
+from bench_support import start_haproxy
 from meshscope.devbroker import TansuBroker, free_port, wait_for_port
 
 NGINX_CONF = """
@@ -305,9 +308,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--rounds", type=int, default=16, help="turns the fixed-rate targets take (default 16)")
     args = parser.parse_args()
-    for tool in ("nginx", "wrk"):
+    for tool in ("nginx", "wrk", "haproxy"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            print(f"bench_http: {tool} not found (apt-get install nginx wrk)", file=sys.stderr)
+            print(f"bench_http: {tool} not found (apt-get install nginx wrk haproxy, or make system-deps)", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="bench-http-"))
     broker = TansuBroker(log_path=work / "tansu.log").start()
@@ -315,6 +318,7 @@ def main() -> int:
     agent, agent_port = start_agent(nginx_port, broker.bootstrap, work / "spool")
     tcp_agent, tcp_port = start_agent(nginx_port, broker.bootstrap, work / "spool", protocol="tcp")
     floor, floor_port = start_bare_proxy(nginx_port)
+    haproxy, haproxy_port = start_haproxy("127.0.0.1", nginx_port, work)
     try:
         agent_process = psutil.Process(agent.pid)
         size = response_size(nginx_port)
@@ -342,7 +346,7 @@ def main() -> int:
         # let the agent finish what the saturation run left (its interval flush and span export)
         # so the fixed-rate run measures the steady state, not the aftermath of a storm
         time.sleep(12)
-        for port in (nginx_port, agent_port, tcp_port, floor_port):  # warm-up
+        for port in (nginx_port, agent_port, tcp_port, floor_port, haproxy_port):  # warm-up
             measure_fixed_rate(port, args.rate, 1, size)
         fixed = interleaved_fixed_rate(
             {
@@ -350,14 +354,17 @@ def main() -> int:
                 "agent": (agent_port, agent_process),
                 "tcp": (tcp_port, psutil.Process(tcp_agent.pid)),
                 "floor": (floor_port, psutil.Process(floor.pid)),
+                "haproxy": (haproxy_port, psutil.Process(haproxy.pid)),
             },
             args.rate, args.rate_seconds, args.rounds, size,
         )
         rss_mb = agent_process.memory_info().rss / 1e6
-        direct, through_agent, tcp, floor_fixed = (fixed[name] for name in ("direct", "agent", "tcp", "floor"))
+        direct, through_agent, tcp, floor_fixed, haproxy_fixed = (
+            fixed[name] for name in ("direct", "agent", "tcp", "floor", "haproxy"))
         direct_p50, direct_p99 = direct.ms(0.5), direct.ms(0.99)
         agent_p50, agent_p99 = through_agent.ms(0.5), through_agent.ms(0.99)
         floor_p50, floor_p99 = floor_fixed.ms(0.5), floor_fixed.ms(0.99)
+        haproxy_p50, haproxy_p99 = haproxy_fixed.ms(0.5), haproxy_fixed.ms(0.99)
         fixed_per_1000, fixed_floor_per_1000 = through_agent.cpu_per_1000(), floor_fixed.cpu_per_1000()
         print(f"fixed rate {args.rate:g} req/s on {CONNECTIONS} keep-alive connections, {args.rate_seconds:g}s per target "
               f"in {args.rounds} turns:")
@@ -368,18 +375,21 @@ def main() -> int:
               f"requests, p50 {tcp.ms(0.5):.3f} ms p99 {tcp.ms(0.99):.3f} ms")
         print(f"  floor: {fixed_floor_per_1000:.4f} CPU-seconds per 1,000 requests, p50 {floor_p50:.3f} ms "
               f"p99 {floor_p99:.3f} ms; agent = {fixed_per_1000 / fixed_floor_per_1000:.2f} x floor")
+        print(f"  haproxy (C, TCP mode): {haproxy_fixed.cpu_per_1000():.4f} CPU-seconds per 1,000 requests, "
+              f"p50 {haproxy_p50:.3f} ms p99 {haproxy_p99:.3f} ms: what a proxy hop itself adds here")
         print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures are noisy on a shared machine")
         print(
             f"throughput_ratio={agent_rps / direct_rps:.3f} added_p50_ms={agent_p50 - direct_p50:.3f} "
             f"added_p99_ms={agent_p99 - direct_p99:.3f} cpu_per_1000rps={cpu_per_1000:.4f} rss_mb={rss_mb:.1f} "
             f"floor_cpu_per_1000rps={floor_per_1000:.4f} cpu_vs_floor={cpu_per_1000 / floor_per_1000:.2f} "
             f"fixed_rate_cpu_per_1000rps={fixed_per_1000:.4f} floor_added_p50_ms={floor_p50 - direct_p50:.3f} "
-            f"floor_added_p99_ms={floor_p99 - direct_p99:.3f}"
+            f"floor_added_p99_ms={floor_p99 - direct_p99:.3f} haproxy_added_p50_ms={haproxy_p50 - direct_p50:.3f} "
+            f"haproxy_added_p99_ms={haproxy_p99 - direct_p99:.3f}"
             + (f" instructions_vs_floor={instructions_vs_floor:.2f}" if instructions_vs_floor else "")
         )
         return 0
     finally:
-        for process in (agent, tcp_agent, floor):
+        for process in (agent, tcp_agent, floor, haproxy):
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(20)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import psutil
 
+from bench_support import start_haproxy
 from meshscope.devbroker import TansuBroker, free_port, wait_for_port
 
 DATABASE = "meshscope_bench"
@@ -69,33 +70,6 @@ def start_agent(mysql_host: str, mysql_port: int, bootstrap: str, work: Path, pr
          "--kafka-bootstrap", bootstrap, "--agent-spool-dir", str(work / f"spool-{protocol}"), *extra],
         stdout=subprocess.DEVNULL, stderr=open(work / f"agent-{protocol}.log", "wb"),
     )
-    wait_for_port("127.0.0.1", port)
-    return process, port
-
-
-HAPROXY_CONFIG = """
-global
-    nbthread 1
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 1h
-    timeout server 1h
-listen mysql
-    bind 127.0.0.1:{port}
-    server db {host}:{upstream_port}
-"""
-
-
-def start_haproxy(host: str, upstream_port: int, work: Path) -> tuple[subprocess.Popen, int]:
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(binary).exists():
-        raise SystemExit("bench_mysql: haproxy not found (apt-get install haproxy, or make system-deps)")
-    port = free_port()
-    config = work / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=port, host=host, upstream_port=upstream_port))
-    process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port("127.0.0.1", port)
     return process, port
 

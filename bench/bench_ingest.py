@@ -108,6 +108,7 @@ def main() -> int:
 
                 serve_process = psutil.Process(server.pid)
                 cpu_before = serve_process.cpu_times()
+                client_before, machine_before = psutil.Process().cpu_times(), psutil.cpu_times()
                 started = time.perf_counter()
                 threads = [threading.Thread(target=sender) for _ in range(args.clients)]
                 for thread in threads:
@@ -128,6 +129,7 @@ def main() -> int:
                     time.sleep(0.05)
                 queryable_at = time.perf_counter()
                 cpu_after = serve_process.cpu_times()
+                client_after, machine_after = psutil.Process().cpu_times(), psutil.cpu_times()
         finally:
             server.terminate()
             server.wait(30)
@@ -138,6 +140,12 @@ def main() -> int:
     serve_cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
     print(f"serve_cpu_s={serve_cpu_s:.2f} serve_cpu_us_per_span={serve_cpu_s / total * 1e6:.1f} "
           f"serve_cpu_percent={100 * serve_cpu_s / elapsed:.0f}")
+    # where the machine's cores went: serve runs on one interpreter lock, so it can stay below the
+    # machine's capacity while its clients and the broker leave cores idle
+    client_cpu_s = (client_after.user + client_after.system) - (client_before.user + client_before.system)
+    machine_idle_s = machine_after.idle - machine_before.idle
+    print(f"load_client_cores={client_cpu_s / elapsed:.2f} machine_idle_cores={machine_idle_s / elapsed:.2f} "
+          f"of {psutil.cpu_count()}")
     print(f"written_in_s={written_at - started:.2f} queryable_in_s={elapsed:.2f}")
     print(f"spans_per_s={total / elapsed:.0f}")
     return 0

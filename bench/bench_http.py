@@ -32,7 +32,8 @@ Prints figures, then a last line
 ``throughput_ratio=N added_p50_ms=N added_p99_ms=N cpu_per_1000rps=N rss_mb=N floor_cpu_per_1000rps=N
 cpu_vs_floor=N fixed_rate_cpu_per_1000rps=N floor_added_p50_ms=N floor_added_p99_ms=N haproxy_added_p50_ms=N
 haproxy_added_p99_ms=N [instructions_vs_floor=N]`` (cpu_per_1000rps and the floor at saturation; the floor's and
-haproxy's added latency at the fixed rate, in the same turns). Needs Debian packages nginx, wrk and haproxy. Figures on a shared 2-core machine are noisy.
+haproxy's added latency at the fixed rate, in the same turns). Needs Debian packages nginx, wrk and haproxy.
+Figures on a shared 2-core machine are noisy.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ cdef class HttpObserver:
     cdef public str _remote
     cdef public object _known
     cdef public object _sample_below
+    cdef public object _defer
 
-    @cython.locals(state=tuple, status=int, duration_ns="long long", duration_ms=double, error=bint)
     cdef void _finish(self, Exchange exchange)
+    @cython.locals(state=tuple, status=int, duration_ns="long long", duration_ms=double, error=bint)
+    cpdef account(self, Exchange exchange)

@@ -12,6 +12,7 @@ cdef class Recorder:
     cdef public dict _current
     cdef public object closed, spans, samples
     cdef public dict _endpoints, _inflight
+    cdef public list pending
     cdef public bint track_inbound
     cdef public long long spans_dropped, requests, desynced, unparsed_bytes
     cdef public object propagate, mysql_options

@@ -200,6 +200,7 @@ def test_outbound_observer_rewrites_the_context_in_the_format_it_came_in():
     assert (trace_id, flag, parent) == (TRACE, "1", SPAN) and span_id != SPAN
     assert forwarded.replace(b3 + b"\r\n", b"") == request.replace(f"b3: {TRACE}-{SPAN}-1\r\n".encode(), b"")
     observer.server_data(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 3_000_000)
+    recorder.account_pending()
     (span,) = list(recorder.spans)
     assert (span["kind"], span["traceId"], span["id"], span["parentId"]) == ("CLIENT", TRACE, span_id, SPAN)
     assert span["remoteEndpoint"] == {"serviceName": "back", "port": 80}
@@ -233,6 +234,67 @@ def test_recorder_closes_an_interval_exactly_at_its_end():
     assert [(r.interval_start, r.sketch.count, r.sketch.max) for r in recorder.take_closed()] == [(1010, 1, 2.0)]
     recorder.close_all()
     assert [(r.interval_start, r.errors) for r in recorder.take_closed()] == [(1030, 1)]
+
+
+def _inbound_http_observer(recorder: Recorder):
+    from agents.http_observer import HttpObserver
+    from agents.observer import ListenerContext
+
+    context = ListenerContext("svc", "i1", "v1", "inbound", "", "127.0.0.1:8080", "127.0.0.1:18080", "http")
+    return HttpObserver(context, recorder)
+
+
+def _exchange(observer, request_ns: int, response_ns: int, path: str = "/a") -> None:
+    observer.client_data(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), request_ns)
+    observer.server_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", response_ns)
+
+
+def test_deferred_http_accounting_lands_in_the_interval_each_exchange_ended_in():
+    clock = [1009.0]
+    recorder = Recorder("svc", "i1", "v1", interval_s=10, sample_rate=1.0, clock=lambda: clock[0])
+    recorder.wall_offset_ns = 1000 * 10**9  # monotonic 9.9 s = unix 1009.9
+    observer = _inbound_http_observer(recorder)
+    _exchange(observer, 9_000_000_000, 9_900_000_000)  # ends at 1009.9
+    _exchange(observer, 10_000_000_000, 10_100_000_000)  # ends at 1010.1
+    assert len(recorder.pending) == 2 and recorder.requests == 0 and not recorder.spans  # not yet accounted
+    clock[0] = 1010.5
+    recorder.rotate()  # the loop's timer: deferred accounting first, each at its own time
+    assert recorder.pending == [] and recorder.requests == 2 and len(recorder.spans) == 2
+    assert [(r.interval_start, r.sketch.count) for r in recorder.take_closed()] == [(1000, 1)]
+    _exchange(observer, 19_000_000_000, 19_950_000_000)  # ends at 1019.95, deferred
+    clock[0] = 1020.2
+    # an immediate observation (the MySQL observer's) that turns the interval accounts the deferred first
+    recorder.add(("sql.client", "db", "SELECT ?", "SELECT", "ok", "shop"), 1.0, False, 1, 0, 0)
+    assert [(r.interval_start, r.kind, r.sketch.count) for r in recorder.take_closed()] == [(1010, "http.server", 2)]
+    recorder.close_all()
+    assert [(r.interval_start, r.kind) for r in recorder.take_closed()] == [(1020, "sql.client")]
+
+
+def test_deferred_accounting_waits_for_at_most_one_batch():
+    from agents.telemetry import PENDING_BATCH
+
+    recorder = Recorder("svc", "i1", "v1")
+    observer = _inbound_http_observer(recorder)
+    for i in range(PENDING_BATCH - 1):
+        _exchange(observer, 2 * i, 2 * i + 1)
+    assert recorder.requests == 0 and len(recorder.pending) == PENDING_BATCH - 1
+    _exchange(observer, 1000, 1001)
+    assert recorder.requests == PENDING_BATCH and recorder.pending == []
+
+
+def test_an_observer_failing_to_account_costs_only_its_own_exchange(caplog):
+    class Failing:
+        def account(self, exchange):
+            raise RuntimeError("broken observer")
+
+    recorder = Recorder("svc", "i1", "v1")
+    observer = _inbound_http_observer(recorder)
+    _exchange(observer, 1, 2)
+    recorder.defer(Failing(), object())
+    _exchange(observer, 3, 4)
+    recorder.close_all()
+    assert sum(r.sketch.count for r in recorder.take_closed()) == 2
+    assert "broken observer" in caplog.text
 
 
 def test_resource_sampler_retries_a_failed_port_lookup_only_after_a_while(monkeypatch):

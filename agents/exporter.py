@@ -48,10 +48,14 @@ class Publisher(Protocol):
 class KafkaPublisher:
     """kafka-python producer that reports which messages were not acknowledged."""
 
-    def __init__(self, bootstrap: str, send_timeout_s: float = 5.0, client_id: str = "meshscope-agent") -> None:
+    def __init__(
+        self, bootstrap: str, send_timeout_s: float = 5.0, client_id: str = "meshscope-agent",
+        ensure_topics: Callable[[], None] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.send_timeout_s = send_timeout_s
         self.client_id = client_id
+        self.ensure_topics = ensure_topics  # run with each new producer (see meshscope.topics)
         self._producer = None
         self._partitions: dict[str, int] = {}  # learnt from the producer's metadata after a send
 
@@ -71,6 +75,8 @@ class KafkaPublisher:
                 delivery_timeout_ms=timeout_ms * 2 + 100,
                 reconnect_backoff_max_ms=2000,
             )
+            if self.ensure_topics is not None:  # the broker answered: the topics before the first send
+                self.ensure_topics()
         return self._producer
 
     def publish(self, messages: list[Message]) -> list[Message]:

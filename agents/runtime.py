@@ -22,6 +22,7 @@ from agents.spool import Spool
 from agents.telemetry import Recorder
 from meshscope.retention import Retention
 from meshscope.settings import AgentSettings
+from meshscope.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ class Agent:
         spool = Spool(spool_dir, settings.agent_spool_max_bytes)
         self.exporter = Exporter(
             self.recorder,
-            publisher or KafkaPublisher(settings.kafka_bootstrap, settings.kafka_send_timeout_s, client_id=f"meshscope-agent-{settings.service}"),
+            publisher or KafkaPublisher(
+                settings.kafka_bootstrap, settings.kafka_send_timeout_s, client_id=f"meshscope-agent-{settings.service}",
+                ensure_topics=lambda: ensure_topics(settings),
+            ),
             spool,
             retention=Retention(spool, settings.kafka_bootstrap,
                                 settings.consumer_group if settings.agent_spool_retain_until_committed else None),

@@ -24,7 +24,7 @@ from collector.metrics import Metrics
 from collector.publisher import SpanPublisher
 from collector.recent import RecentSpanMessages
 from collector.spool import Spool
-from collector.topics import ensure_topics
+from meshscope.topics import ensure_topics
 from collector.writer import Writer, tune_gc
 from meshscope.settings import ServerSettings, SettingsError, load
 from storage import migrations

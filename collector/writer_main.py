@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from collector.metrics import Metrics
-from collector.topics import ensure_topics
+from meshscope.topics import ensure_topics
 from collector.writer import Writer, tune_gc
 from meshscope.settings import WriterSettings, load
 from storage import migrations

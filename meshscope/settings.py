@@ -37,6 +37,7 @@ class KafkaMixin(_Base):
         "meshscope-writer",
         description="Kafka consumer group shared by all writers (agents and the collector keep what they spooled until this group has committed it).",
     )
+    kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them); the collector and the agents create them.")
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -76,7 +77,6 @@ class WriterMixin(KafkaMixin, StorageMixin):
     writer_batch_ms: int = Field(1000, ge=10, description="Longest a row waits before its batch is flushed, in ms (a batch is flushed sooner when the writer has caught up with the topics).")
     kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout in ms.")
     kafka_heartbeat_ms: int = Field(2000, ge=100, description="Consumer group heartbeat interval in ms.")
-    kafka_topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics meshscope creates when they do not exist (writers in one group share them).")
 
 
 class WriterSettings(WriterMixin):

@@ -98,7 +98,7 @@ def shop():
 def test_slow_upstream_fires_and_resolves_through_agent_broker_writer_and_survives_outage_and_restart(
         fresh_broker, clickhouse, shop, tmp_path):
     from collector.metrics import Metrics
-    from collector.topics import ensure_topics
+    from meshscope.topics import ensure_topics
     from collector.writer import Writer
 
     orders_port, delay = shop

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from kafka import KafkaProducer
 
@@ -41,6 +42,7 @@ class SpanPublisher:
         metrics: Metrics,
         retain_until_committed: bool = True,
         recent: RecentSpanMessages | None = None,
+        ensure_topics: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.bootstrap = bootstrap
@@ -50,6 +52,7 @@ class SpanPublisher:
         self.retain_until_committed = retain_until_committed
         self.recent = recent  # for the writer thread of this process: the spans of what is spooled
         self.kafka_ok = False
+        self.ensure_topics = ensure_topics  # run with each new producer (see meshscope.topics)
         self._producer: KafkaProducer | None = None
         # the topic's partition count, learnt by the sender thread; read by the request side
         self.partitions: int | None = None
@@ -139,6 +142,8 @@ class SpanPublisher:
                 retries=2,
                 metrics_enabled=False,  # kafka-python's own sensors, read by nothing here: ~1% of ingestion's CPU
             )
+            if self.ensure_topics is not None:  # a broker that was away may have lost them
+                self.ensure_topics()
         return self._producer
 
     def _send_some(self) -> int:

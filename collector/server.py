@@ -123,6 +123,7 @@ class Collector:
         self.publisher = SpanPublisher(
             self.spool, settings.kafka_bootstrap, settings.spans_topic, settings.consumer_group, self.metrics,
             retain_until_committed=settings.spool_retain_until_committed, recent=recent,
+            ensure_topics=lambda: ensure_topics(settings),
         ).start()
         self.writer = Writer(settings, self.client, self.metrics, recent).start() if settings.run_writer else None
         self._to_stop: list = []

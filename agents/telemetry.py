@@ -15,8 +15,8 @@ client more than its own CPU time (see ``HttpObserver``); in a batch it runs war
 
 from __future__ import annotations
 
-import time
 import logging
+import time
 from collections import deque
 
 from agents.observer import TraceContext

@@ -24,9 +24,9 @@ from collector.metrics import Metrics
 from collector.publisher import SpanPublisher
 from collector.recent import RecentSpanMessages
 from collector.spool import Spool
-from meshscope.topics import ensure_topics
 from collector.writer import Writer, tune_gc
 from meshscope.settings import ServerSettings, SettingsError, load
+from meshscope.topics import ensure_topics
 from storage import migrations
 from storage.client import connect
 

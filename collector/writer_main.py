@@ -13,9 +13,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from collector.metrics import Metrics
-from meshscope.topics import ensure_topics
 from collector.writer import Writer, tune_gc
 from meshscope.settings import WriterSettings, load
+from meshscope.topics import ensure_topics
 from storage import migrations
 from storage.client import connect
 

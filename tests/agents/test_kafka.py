@@ -198,12 +198,11 @@ def test_full_spool_drops_counts_and_publishes_the_count(asgi_upstream, tmp_path
 def test_the_agent_creates_its_topics_before_its_first_send(fresh_broker):
     """With the partitions meshscope asks for, not the broker's defaults for a topic a producer
     names (and without the producer's seconds of metadata requests while the broker creates it)."""
-    from kafka import KafkaAdminClient
-
     from agents.exporter import KafkaPublisher
     from agents.spool import Message
     from meshscope.settings import AgentSettings
     from meshscope.topics import ensure_topics
+    from tests.support.kafka import topic_partitions
 
     settings = AgentSettings(kafka_bootstrap=fresh_broker.bootstrap, kafka_topic_partitions=5, service="web")
     publisher = KafkaPublisher(fresh_broker.bootstrap, client_id="test", ensure_topics=lambda: ensure_topics(settings))
@@ -212,11 +211,7 @@ def test_the_agent_creates_its_topics_before_its_first_send(fresh_broker):
         assert publisher.partitions(settings.metrics_topic) == 5
     finally:
         publisher.close()
-    admin = KafkaAdminClient(bootstrap_servers=fresh_broker.bootstrap)
-    try:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics()}
-    finally:
-        admin.close()
+    described = topic_partitions(fresh_broker.bootstrap)
     assert {topic: described.get(topic) for topic in (settings.spans_topic, settings.metrics_topic, settings.resources_topic)} == {
         settings.spans_topic: 5, settings.metrics_topic: 5, settings.resources_topic: 5,
     }

@@ -362,12 +362,8 @@ def test_new_traces_come_drawn_in_batches_with_their_header_lines():
 
 def test_a_new_trace_is_injected_with_its_sampling_decision():
     """The inlined sampling test on the request path decides as Recorder.should_sample does."""
-    from agents.http_observer import HttpObserver
-    from agents.observer import ListenerContext
-
-    context = ListenerContext("svc", "i1", "v1", "inbound", "", "127.0.0.1:8080", "127.0.0.1:18080", "http")
     recorder = Recorder("svc", "i1", "v1", sample_rate=0.5)
-    observer = HttpObserver(context, recorder)
+    observer = _inbound_http_observer(recorder)
     seen = set()
     for _ in range(200):
         head = observer.client_data(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient
-
 from collector.metrics import Metrics
 from collector.publisher import SpanPublisher
 from collector.spool import Spool
@@ -11,15 +9,7 @@ from meshscope.settings import ServerSettings
 from meshscope.topics import ensure_topics
 from tests.collector.conftest import wait_for
 from tests.collector.test_crash import _batch
-
-
-def _partitions(bootstrap: str, topic: str) -> int | None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics() if not t["error_code"]}
-    finally:
-        admin.close()
-    return described.get(topic)
+from tests.support.kafka import topic_partitions
 
 
 def test_a_broker_that_lost_its_topics_gets_them_back_with_meshscope_partitions(fresh_broker, tmp_path):
@@ -32,13 +22,13 @@ def test_a_broker_that_lost_its_topics_gets_them_back_with_meshscope_partitions(
     try:
         publisher.publish(_batch(10, "topics"))
         wait_for(lambda: metrics.get("meshscope_messages_published_total") >= 1, timeout=30)
-        assert _partitions(fresh_broker.bootstrap, settings.spans_topic) == 5
+        assert topic_partitions(fresh_broker.bootstrap).get(settings.spans_topic) == 5
         published = metrics.get("meshscope_messages_published_total")
         fresh_broker.stop(kill=True)  # memory storage: its topics die with it
         fresh_broker.start()
         publisher.publish(_batch(10, "topics"))
         wait_for(lambda: metrics.get("meshscope_messages_published_total") > published, timeout=60)
         # not the broker's default for a topic a producer names (4 with tansu)
-        assert _partitions(fresh_broker.bootstrap, settings.spans_topic) == 5
+        assert topic_partitions(fresh_broker.bootstrap).get(settings.spans_topic) == 5
     finally:
         publisher.close()
